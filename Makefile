@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= data/demo
+SEED ?= 0
+
+.PHONY: run test lint format simulate-full clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+## Simulate the demo beamtime and run the pipeline on it.
+run: $(BIN)/.installed
+	$(BIN)/xrdmap simulate $(DATA) --preset demo --seed $(SEED) --overwrite
+	@echo "Beamtime (raw frames, PONI, mask, scan metadata): $(DATA)/beamtime"
+	@echo "Ground truth (never read by the pipeline):          $(DATA)/truth"
+
+## Lint, format check and the test suite.
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## The reference-size beamtime: 15 samples, 114,198 points (see README for size and time).
+simulate-full: $(BIN)/.installed
+	$(BIN)/xrdmap simulate data/full --preset full --seed $(SEED) --overwrite
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

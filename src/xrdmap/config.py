@@ -1,0 +1,226 @@
+"""Configuration: YAML files in ``conf/`` validated by pydantic models, in one place.
+
+A bad value raises :class:`ConfigError` whose message is one line naming the file and
+the field, e.g. ``conf/instrument.yaml: distance_mm: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from xrdmap.classes import CLASS_NAMES
+
+#: Committed defaults; the project is installed in editable mode next to them.
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+#: keV * Angstrom: wavelength = HC_KEV_A / energy.
+HC_KEV_A = 12.398419843320026
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or holds a bad value."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Positive = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class InstrumentConfig(_Model):
+    """Beamline geometry and detector settings."""
+
+    energy_kev: Positive = Field(description="Photon energy, keV")
+    detector: str = Field(description="pyFAI detector name, e.g. Pilatus100k")
+    distance_mm: Positive = Field(description="Sample to detector distance, mm")
+    detector_tth_deg: float = Field(ge=0, lt=90, description="2theta of the detector centre")
+    polarization_factor: float = Field(ge=-1, le=1, description="pyFAI polarization factor")
+    exposure_time_s: Positive
+    count_cutoff: int = Field(gt=0, description="Counter overflow value")
+    threshold_ev: Positive
+    beam_size_um: tuple[Positive, Positive]
+
+    @property
+    def wavelength_a(self) -> float:
+        """Wavelength in Angstrom."""
+        return HC_KEV_A / self.energy_kev
+
+
+class PhaseConfig(_Model):
+    """One crystalline phase of the simulated specimens."""
+
+    cif: str
+    label: str
+    crystallite_size_nm: Positive
+    grains: Literal["powder", "coarse"]
+    spots_per_point: Positive | None = None
+    texture_axis_hkl: tuple[int, int, int] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> PhaseConfig:
+        if self.label not in CLASS_NAMES:
+            raise ValueError(f"label {self.label!r} is not one of {', '.join(CLASS_NAMES)}")
+        if self.grains == "coarse" and self.spots_per_point is None:
+            raise ValueError("coarse grains need spots_per_point")
+        return self
+
+
+class PhasesConfig(_Model):
+    phases: dict[str, PhaseConfig]
+
+
+class ScanConfig(_Model):
+    step_um: tuple[Positive, Positive]
+    steel_depth_um: Positive
+    resin_height_um: Positive
+    dead_time_s: float = Field(ge=0)
+    start_time: str
+
+
+class IntensityConfig(_Model):
+    diffraction_counts: Positive
+    fluorescence_counts: float = Field(ge=0)
+    resin_hump_counts: float = Field(ge=0)
+    air_counts: float = Field(ge=0)
+    spot_counts_median: Positive
+    spot_counts_log_sigma: float = Field(ge=0)
+    spot_chi_fwhm_deg: Positive
+
+
+class ResolutionConfig(_Model):
+    """Caglioti instrument function: FWHM^2 = U tan^2(theta) + V tan(theta) + W, deg^2."""
+
+    U: float
+    V: float
+    W: Positive
+
+    def fwhm_deg(self, tth_deg: float) -> float:
+        t = math.tan(math.radians(tth_deg) / 2)
+        return math.sqrt(max(self.U * t * t + self.V * t + self.W, 1e-8))
+
+
+class DetectorDefectsConfig(_Model):
+    serial_seed: int = Field(ge=0)
+    dead_pixels: int = Field(ge=0)
+    hot_pixels: int = Field(ge=0)
+    flickering_hot_pixels: int = Field(ge=0)
+    flicker_probability: Fraction
+
+
+class SubstrateConfig(_Model):
+    pearlite_area_fraction: Fraction
+    cementite_in_pearlite: Fraction
+    austenite_area_fraction: Fraction
+    colony_size_um: Positive
+
+
+class LabelRulesConfig(_Model):
+    rust_min_fraction: Fraction
+    cementite_min_fraction: Fraction
+    steel_min_fraction: Fraction
+    resin_min_fraction: Fraction
+
+
+class ConditionConfig(_Model):
+    """One atmospheric-corrosion condition and the rust it produces."""
+
+    environment: Literal["rural", "urban", "industrial", "coastal", "marine"]
+    exposure_years: Positive
+    chloride_mg_m2_day: float = Field(ge=0)
+    rust_thickness_um: Positive
+    inner_fraction: Fraction
+    alpha_gamma_ratio: Positive
+    magnetite_fraction: Fraction
+    other_fraction: Fraction
+    cracks: int = Field(ge=0)
+    roughness_um: float = Field(ge=0)
+    porosity: Fraction
+
+
+class SampleSpec(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    condition: str
+    grid: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
+
+    @property
+    def n_points(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+
+class PresetConfig(_Model):
+    samples: list[SampleSpec] = Field(min_length=1)
+
+
+class SimulationConfig(_Model):
+    scan: ScanConfig
+    intensity: IntensityConfig
+    resolution: ResolutionConfig
+    detector_defects: DetectorDefectsConfig
+    substrate: SubstrateConfig
+    labels: LabelRulesConfig
+    conditions: dict[str, ConditionConfig]
+    presets: dict[str, PresetConfig]
+
+    @model_validator(mode="after")
+    def _check(self) -> SimulationConfig:
+        for preset_name, preset in self.presets.items():
+            names = [s.name for s in preset.samples]
+            if len(set(names)) != len(names):
+                raise ValueError(f"presets.{preset_name}: sample names must be unique")
+            for i, sample in enumerate(preset.samples):
+                if sample.condition not in self.conditions:
+                    raise ValueError(
+                        f"presets.{preset_name}.samples.{i}.condition: "
+                        f"unknown condition {sample.condition!r}"
+                    )
+        return self
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _format_validation_error(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{path}: {field}: {first['msg']}{more}"
+
+
+def load_yaml_model(path: str | Path, model: type[M]) -> M:
+    """Read ``path`` and validate it as ``model``; errors name the file and the field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML").with_traceback(None) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of fields at the top level")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(path, exc)) from None
+
+
+def load_instrument(path: str | Path | None = None) -> InstrumentConfig:
+    return load_yaml_model(path or CONF_DIR / "instrument.yaml", InstrumentConfig)
+
+
+def load_phases(path: str | Path | None = None) -> PhasesConfig:
+    return load_yaml_model(path or CONF_DIR / "phases.yaml", PhasesConfig)
+
+
+def load_simulation(path: str | Path | None = None) -> SimulationConfig:
+    return load_yaml_model(path or CONF_DIR / "simulation.yaml", SimulationConfig)

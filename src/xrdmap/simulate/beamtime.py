@@ -1,0 +1,430 @@
+"""Simulate a whole beamtime: every sample of a preset, frames in parallel processes.
+
+Layout written under ``OUT_DIR`` (the ground truth sits beside the beamtime folder,
+never inside it)::
+
+    OUT_DIR/beamtime/beamtime.json        instrument, samples, file format
+    OUT_DIR/beamtime/geometry.poni         pyFAI geometry (written by pyFAI)
+    OUT_DIR/beamtime/mask.edf              detector mask, 1 = bad pixel
+    OUT_DIR/beamtime/<sample>/scan.json    grid, steps, condition, times
+    OUT_DIR/beamtime/<sample>/points.csv   point, row, col, x_um, y_um, file, frame
+    OUT_DIR/beamtime/<sample>/frames/<sample>_000001.cbf ...   (--format cbf)
+    OUT_DIR/beamtime/<sample>/<sample>.h5  /entry/data/data (n, 195, 487)  (--format hdf5)
+    OUT_DIR/beamtime/<sample>/SCAN_COMPLETE        written last for the sample
+    OUT_DIR/beamtime/BEAMTIME_COMPLETE             written last for the beamtime
+    OUT_DIR/truth/<sample>.csv             fractions, spots, the nine labels
+    OUT_DIR/truth/README.md, truth.json    the labeling rule and provenance
+
+Frames are deterministic for a seed: each point draws from its own generator seeded
+by ``(seed, sample index, point)``, whatever the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from xrdmap import __version__
+from xrdmap.classes import CLASS_NAMES
+from xrdmap.config import (
+    InstrumentConfig,
+    PhasesConfig,
+    PresetConfig,
+    SampleSpec,
+    SimulationConfig,
+    load_instrument,
+    load_phases,
+    load_simulation,
+)
+from xrdmap.phases import ReferenceLines, all_reference_lines
+from xrdmap.simulate import geometry, writers
+from xrdmap.simulate.frames import FrameSimulator, PointState
+from xrdmap.simulate.specimen import ZONE_NAMES, SpecimenMap, simulate_specimen
+from xrdmap.simulate.truth import labels_from_specimen
+
+FrameFormat = Literal["cbf", "hdf5"]
+#: Points per unit of parallel work.
+CHUNK_POINTS = 200
+#: 2theta window of the reference lines: wider than the detector's 9.7-40.6 deg.
+LINES_TTH_RANGE = (5.0, 45.0)
+#: A file in OUT_DIR that marks it as the simulator's, so --overwrite may remove it.
+OUTPUT_MARKER = ".xrdmap-simulation"
+#: Time between two samples (mounting, alignment).
+SAMPLE_CHANGE_S = 900.0
+
+
+class SimulationError(RuntimeError):
+    """The simulation cannot start (e.g. the output folder exists)."""
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    beamtime_dir: Path
+    truth_dir: Path
+    n_samples: int
+    n_points: int
+    seconds: float
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.beamtime_dir.rglob("*") if p.is_file())
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Everything a worker process needs to render frames."""
+
+    instrument: InstrumentConfig
+    phases: PhasesConfig
+    sim: SimulationConfig
+    lines: dict[str, ReferenceLines]
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    sample_index: int
+    points: np.ndarray
+    fractions: np.ndarray
+    spots: np.ndarray
+    fe_signal: np.ndarray
+    cbf_paths: list[Path] | None
+    headers: list[str] | None
+
+
+_WORKER: dict = {}
+
+
+def _build_simulator(ctx: _Context) -> FrameSimulator:
+    ai = geometry.build_integrator(ctx.instrument)
+    defects = geometry.detector_defects(ctx.sim.detector_defects, tuple(ai.detector.shape))
+    return FrameSimulator(ai, ctx.instrument, ctx.phases, ctx.sim, ctx.lines, defects)
+
+
+def _init_worker(ctx: _Context, seed: int) -> None:
+    _WORKER["sim"] = _build_simulator(ctx)
+    _WORKER["seed"] = seed
+
+
+def _render_chunk(chunk: _Chunk) -> tuple[_Chunk, np.ndarray | None]:
+    """Render a chunk; write CBF files directly, or return the frames for HDF5."""
+    sim: FrameSimulator = _WORKER["sim"]
+    seed: int = _WORKER["seed"]
+    frames = None if chunk.cbf_paths else np.empty((len(chunk.points), *sim.maps.shape), np.int32)
+    for k, point in enumerate(chunk.points):
+        rng = np.random.default_rng([seed, chunk.sample_index, int(point)])
+        state = PointState(chunk.fractions[k], chunk.spots[k], float(chunk.fe_signal[k]))
+        frame = sim.render(state, rng)
+        if chunk.cbf_paths:
+            writers.write_cbf(chunk.cbf_paths[k], frame, chunk.headers[k])
+        else:
+            frames[k] = frame
+    return chunk, frames
+
+
+def _prepare_output(out_dir: Path, overwrite: bool) -> tuple[Path, Path]:
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise SimulationError(f"{out_dir}: exists and is not empty (use --overwrite)")
+        if not (out_dir / OUTPUT_MARKER).exists():
+            raise SimulationError(
+                f"{out_dir}: not written by `xrdmap simulate` ({OUTPUT_MARKER} missing); "
+                "refusing to overwrite it"
+            )
+        shutil.rmtree(out_dir)
+    beamtime_dir, truth_dir = out_dir / "beamtime", out_dir / "truth"
+    beamtime_dir.mkdir(parents=True)
+    truth_dir.mkdir()
+    (out_dir / OUTPUT_MARKER).write_text("written by xrdmap simulate\n")
+    return beamtime_dir, truth_dir
+
+
+def _truth_table(spec: SpecimenMap, labels: np.ndarray, grid: tuple[int, int]) -> pd.DataFrame:
+    rows, cols = np.divmod(np.arange(spec.x_um.size), grid[1])
+    table = {
+        "point": np.arange(spec.x_um.size),
+        "row": rows,
+        "col": cols,
+        "x_um": spec.x_um,
+        "y_um": spec.y_um,
+        "height_um": spec.height_um.round(3),
+        "zone": [ZONE_NAMES[z] for z in spec.zone],
+    }
+    for i, name in enumerate(spec.columns):
+        table[f"frac_{name}"] = spec.fractions[:, i].round(5)
+    for k, name in enumerate(spec.coarse_names):
+        table[f"spots_{name}"] = spec.spots[:, k]
+    table["fe_signal"] = spec.fe_signal.round(5)
+    for i, name in enumerate(CLASS_NAMES):
+        table[name] = labels[:, i]
+    return pd.DataFrame(table)
+
+
+TRUTH_README = """# Ground truth of a simulated beamtime
+
+Written by `xrdmap simulate` beside the beamtime folder; the pipeline never reads it.
+One CSV per sample, one row per scan point (same `point` numbering as the beamtime's
+`points.csv`).
+
+- `frac_<phase>`: volume fraction of each phase under the beam footprint (rows sum to 1,
+  `frac_resin` included); `spots_<phase>`: grains of a coarse-grained phase in
+  diffraction condition on the detector; `fe_signal`: Fe fluorescence relative to pure
+  ferrite; `zone`: steel / inner rust / outer rust / resin at the beam centre.
+- The nine label columns (0/1) follow what an expert sees in the pattern:
+  - Fe3O4, alpha-FeOOH, gamma-FeOOH, Other: fraction >= {rust} (Other = ferrihydrite +
+    hematite);
+  - Fe(BCC), Fe(FCC): at least one reflection of that phase on the detector;
+  - Fe3C: cementite fraction >= {cem};
+  - Fe without peaks: steel fills >= {steel} of the beam and no Fe(BCC)/Fe(FCC)
+    reflection reaches the detector;
+  - resin only: resin >= {resin} of the beam and no other class present.
+"""
+
+
+def _chunks(n: int, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, n, size):
+        yield np.arange(start, min(start + size, n))
+
+
+def simulate_beamtime(
+    out_dir: str | Path,
+    *,
+    preset: str | PresetConfig = "demo",
+    seed: int = 0,
+    fmt: FrameFormat = "cbf",
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    instrument: InstrumentConfig | None = None,
+    phases: PhasesConfig | None = None,
+    sim: SimulationConfig | None = None,
+) -> SimulationResult:
+    """Simulate every sample of ``preset`` into ``out_dir``; see the module docstring."""
+    t0 = time.perf_counter()
+    instrument = instrument or load_instrument()
+    phases = phases or load_phases()
+    sim = sim or load_simulation()
+    if isinstance(preset, str):
+        if preset not in sim.presets:
+            raise SimulationError(f"unknown preset {preset!r}; known: {', '.join(sim.presets)}")
+        preset_name, preset = preset, sim.presets[preset]
+    else:
+        preset_name = "custom"
+    if fmt not in ("cbf", "hdf5"):
+        raise SimulationError(f"unknown frame format {fmt!r}; use cbf or hdf5")
+    out_dir = Path(out_dir)
+    beamtime_dir, truth_dir = _prepare_output(out_dir, overwrite)
+
+    ai = geometry.build_integrator(instrument)
+    shape = tuple(ai.detector.shape)
+    geometry.write_poni(ai, beamtime_dir / "geometry.poni")
+    defects = geometry.detector_defects(sim.detector_defects, shape)
+    geometry.write_mask(defects.mask(shape), beamtime_dir / "mask.edf")
+    fit2d = ai.getFit2D()
+    beam_xy = (fit2d["centerX"], fit2d["centerY"])
+    n_excluded = int(defects.dead.size + defects.hot.size)
+    lines = all_reference_lines(
+        phases, wavelength_a=instrument.wavelength_a, tth_range_deg=LINES_TTH_RANGE
+    )
+    fe_per_a3 = {name: ref.fe_per_a3 for name, ref in lines.items()}
+
+    start = datetime.fromisoformat(sim.scan.start_time)
+    per_point = timedelta(seconds=instrument.exposure_time_s + sim.scan.dead_time_s)
+    writers.write_json(
+        beamtime_dir / "beamtime.json",
+        {
+            "beamtime_id": f"{preset_name}-{seed}",
+            "start_time": start.isoformat(),
+            "instrument": {
+                "energy_kev": instrument.energy_kev,
+                "wavelength_a": instrument.wavelength_a,
+                "detector": instrument.detector,
+                "distance_mm": instrument.distance_mm,
+                "detector_tth_deg": instrument.detector_tth_deg,
+                "beam_size_um": list(instrument.beam_size_um),
+                "exposure_time_s": instrument.exposure_time_s,
+                "count_cutoff": instrument.count_cutoff,
+            },
+            "geometry": "geometry.poni",
+            "mask": "mask.edf",
+            "frame_format": fmt,
+            "samples": [s.name for s in preset.samples],
+        },
+    )
+
+    samples: list[dict] = []
+    t_sample = start
+    for index, spec_cfg in enumerate(preset.samples):
+        samples.append(
+            _prepare_sample(
+                index, spec_cfg, beamtime_dir, truth_dir, t_sample, per_point,
+                instrument=instrument, phases=phases, sim=sim, fe_per_a3=fe_per_a3,
+                seed=seed, fmt=fmt, shape=shape, beam_xy=beam_xy, n_excluded=n_excluded,
+            )
+        )  # fmt: skip
+        t_sample += per_point * spec_cfg.n_points + timedelta(seconds=SAMPLE_CHANGE_S)
+
+    n_total = sum(s["spec_cfg"].n_points for s in samples)
+    ctx = _Context(instrument, phases, sim, lines)
+    workers = workers or os.cpu_count() or 1
+    work = [
+        _Chunk(
+            sample_index=s["index"],
+            points=pts,
+            fractions=s["specimen"].fractions[pts],
+            spots=s["specimen"].spots[pts],
+            fe_signal=s["specimen"].fe_signal[pts],
+            cbf_paths=[s["cbf_paths"][p] for p in pts] if fmt == "cbf" else None,
+            headers=[s["headers"][p] for p in pts] if fmt == "cbf" else None,
+        )
+        for s in samples
+        for pts in _chunks(s["spec_cfg"].n_points, CHUNK_POINTS)
+    ]
+    remaining = {s["index"]: s["spec_cfg"].n_points for s in samples}
+    bar = tqdm(total=n_total, unit="frame", desc="simulate", disable=not progress)
+    try:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(ctx, seed)) as pool:
+            futures = [pool.submit(_render_chunk, c) for c in work]
+            for fut in as_completed(futures):
+                chunk, frames = fut.result()
+                sample = samples[chunk.sample_index]
+                if frames is not None:
+                    sample["h5"]["/entry/data/data"][chunk.points[0] : chunk.points[-1] + 1] = frames
+                remaining[chunk.sample_index] -= len(chunk.points)
+                bar.update(len(chunk.points))
+                if remaining[chunk.sample_index] == 0:
+                    _finish_sample(sample)
+    finally:
+        bar.close()
+        for s in samples:
+            if s.get("h5"):
+                s["h5"].close()
+    (beamtime_dir / writers.BEAMTIME_COMPLETE).write_text(
+        f"{len(samples)} samples, {n_total} frames\n"
+    )
+    return SimulationResult(
+        beamtime_dir, truth_dir, len(samples), n_total, time.perf_counter() - t0
+    )
+
+
+def _prepare_sample(
+    index: int,
+    spec_cfg: SampleSpec,
+    beamtime_dir: Path,
+    truth_dir: Path,
+    t_start: datetime,
+    per_point: timedelta,
+    *,
+    instrument: InstrumentConfig,
+    phases: PhasesConfig,
+    sim: SimulationConfig,
+    fe_per_a3: dict[str, float],
+    seed: int,
+    fmt: FrameFormat,
+    shape: tuple[int, int],
+    beam_xy: tuple[float, float],
+    n_excluded: int,
+) -> dict:
+    """Specimen, ground truth and scan metadata of one sample; files opened for frames."""
+    cond = sim.conditions[spec_cfg.condition]
+    rng = np.random.default_rng([seed, index, 0])
+    specimen = simulate_specimen(
+        spec_cfg.grid, cond, sim, phases, fe_per_a3, rng, beam_size_um=instrument.beam_size_um
+    )
+    labels = labels_from_specimen(specimen, phases, sim.labels)
+    _truth_table(specimen, labels, spec_cfg.grid).to_csv(
+        truth_dir / f"{spec_cfg.name}.csv", index=False
+    )
+    if index == 0:
+        r = sim.labels
+        (truth_dir / "README.md").write_text(
+            TRUTH_README.format(
+                rust=r.rust_min_fraction,
+                cem=r.cementite_min_fraction,
+                steel=r.steel_min_fraction,
+                resin=r.resin_min_fraction,
+            )
+        )
+        writers.write_json(
+            truth_dir / "truth.json",
+            {"seed": seed, "xrdmap_version": __version__, "label_rules": r.model_dump()},
+        )
+
+    sample_dir = beamtime_dir / spec_cfg.name
+    sample_dir.mkdir()
+    n = spec_cfg.n_points
+    times = [t_start + per_point * i for i in range(n)]
+    rows, cols = np.divmod(np.arange(n), spec_cfg.grid[1])
+    out: dict = {"index": index, "spec_cfg": spec_cfg, "specimen": specimen, "dir": sample_dir}
+    if fmt == "cbf":
+        (sample_dir / "frames").mkdir()
+        files = [f"frames/{spec_cfg.name}_{i + 1:06d}.cbf" for i in range(n)]
+        out["cbf_paths"] = [sample_dir / f for f in files]
+        out["headers"] = [
+            writers.cbf_header(instrument, timestamp=t, beam_xy_px=beam_xy, n_excluded=n_excluded)
+            for t in times
+        ]
+        frame_index = [0] * n
+    else:
+        files = [f"{spec_cfg.name}.h5"] * n
+        frame_index = list(range(n))
+        out["h5"] = writers.create_nexus(
+            sample_dir / files[0], n, shape, instrument, sample=spec_cfg.name, start_time=t_start
+        )
+    writers.write_points_csv(
+        sample_dir / "points.csv",
+        [
+            {
+                "point": i,
+                "row": int(rows[i]),
+                "col": int(cols[i]),
+                "x_um": float(specimen.x_um[i]),
+                "y_um": float(specimen.y_um[i]),
+                "file": files[i],
+                "frame": frame_index[i],
+                "time": times[i].isoformat(),
+            }
+            for i in range(n)
+        ],
+    )
+    out["scan"] = {
+        "sample": spec_cfg.name,
+        "condition": {
+            "id": spec_cfg.condition,
+            "environment": cond.environment,
+            "exposure_years": cond.exposure_years,
+            "chloride_mg_m2_day": cond.chloride_mg_m2_day,
+        },
+        "grid": {"rows": spec_cfg.grid[0], "cols": spec_cfg.grid[1]},
+        "step_um": {"x": sim.scan.step_um[0], "y": sim.scan.step_um[1]},
+        "scan_order": "row-major: row 0 at the top (resin side), y_um grows towards the steel",
+        "motors": {"x": "samx", "y": "samy", "units": "um"},
+        "n_points": n,
+        "exposure_time_s": instrument.exposure_time_s,
+        "frame_format": fmt,
+        "frame_shape": list(shape),
+        "points_file": "points.csv",
+        "start_time": times[0].isoformat(),
+        "end_time": (times[-1] + per_point).isoformat(),
+    }
+    return out
+
+
+def _finish_sample(sample: dict) -> None:
+    """Scan metadata, then the completion marker, last."""
+    if sample.get("h5"):
+        sample["h5"].close()
+        sample["h5"] = None
+    writers.write_json(sample["dir"] / "scan.json", sample["scan"])
+    (sample["dir"] / writers.SCAN_COMPLETE).write_text(
+        f"{sample['scan']['n_points']} frames, end {sample['scan']['end_time']}\n"
+    )

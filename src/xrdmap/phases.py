@@ -126,12 +126,16 @@ def compute_reference_lines(
 
 
 def all_reference_lines(
-    phases: PhasesConfig, *, wavelength_a: float, tth_range_deg: tuple[float, float]
+    phases: PhasesConfig,
+    *,
+    wavelength_a: float,
+    tth_range_deg: tuple[float, float],
+    phase_dir: Path | None = None,
 ) -> dict[str, ReferenceLines]:
     """Reference lines of every configured phase, in configuration order."""
     return {
         name: compute_reference_lines(
-            name, ph, wavelength_a=wavelength_a, tth_range_deg=tth_range_deg
+            name, ph, wavelength_a=wavelength_a, tth_range_deg=tth_range_deg, phase_dir=phase_dir
         )
         for name, ph in phases.phases.items()
     }

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from xrdmap import __version__
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import (
+    CONF_DIR,
     InstrumentConfig,
     PhasesConfig,
     PresetConfig,
@@ -204,15 +205,19 @@ def simulate_beamtime(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
-    instrument: InstrumentConfig | None = None,
-    phases: PhasesConfig | None = None,
+    conf_dir: str | Path | None = None,
     sim: SimulationConfig | None = None,
 ) -> SimulationResult:
-    """Simulate every sample of ``preset`` into ``out_dir``; see the module docstring."""
+    """Simulate every sample of ``preset`` into ``out_dir``; see the module docstring.
+
+    Configuration comes from ``conf_dir`` (default: the project's ``conf/``); ``sim``
+    replaces its ``simulation.yaml`` (tests use it for small presets).
+    """
     t0 = time.perf_counter()
-    instrument = instrument or load_instrument()
-    phases = phases or load_phases()
-    sim = sim or load_simulation()
+    conf_dir = Path(conf_dir) if conf_dir else CONF_DIR
+    instrument = load_instrument(conf_dir / "instrument.yaml")
+    phases = load_phases(conf_dir / "phases.yaml")
+    sim = sim or load_simulation(conf_dir / "simulation.yaml")
     if isinstance(preset, str):
         if preset not in sim.presets:
             raise SimulationError(f"unknown preset {preset!r}; known: {', '.join(sim.presets)}")
@@ -233,7 +238,10 @@ def simulate_beamtime(
     beam_xy = (fit2d["centerX"], fit2d["centerY"])
     n_excluded = int(defects.dead.size + defects.hot.size)
     lines = all_reference_lines(
-        phases, wavelength_a=instrument.wavelength_a, tth_range_deg=LINES_TTH_RANGE
+        phases,
+        wavelength_a=instrument.wavelength_a,
+        tth_range_deg=LINES_TTH_RANGE,
+        phase_dir=conf_dir / "phases",
     )
     fe_per_a3 = {name: ref.fe_per_a3 for name, ref in lines.items()}
 
@@ -298,7 +306,9 @@ def simulate_beamtime(
                 chunk, frames = fut.result()
                 sample = samples[chunk.sample_index]
                 if frames is not None:
-                    sample["h5"]["/entry/data/data"][chunk.points[0] : chunk.points[-1] + 1] = frames
+                    sample["h5"]["/entry/data/data"][chunk.points[0] : chunk.points[-1] + 1] = (
+                        frames
+                    )
                 remaining[chunk.sample_index] -= len(chunk.points)
                 bar.update(len(chunk.points))
                 if remaining[chunk.sample_index] == 0:

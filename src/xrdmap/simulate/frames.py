@@ -184,7 +184,8 @@ class FrameSimulator:
         sig_t = ring.fwhm_deg / 2.3548
         sig_c = self.intensity.spot_chi_fwhm_deg / 2.3548
         g = np.exp(
-            -0.5 * ((ring.dtth_deg - dtth0) / sig_t) ** 2 - 0.5 * ((ring.chi_deg - chi0) / sig_c) ** 2
+            -0.5 * ((ring.dtth_deg - dtth0) / sig_t) ** 2
+            - 0.5 * ((ring.chi_deg - chi0) / sig_c) ** 2
         )
         total = g.sum()
         if total <= 0:
@@ -201,7 +202,9 @@ class FrameSimulator:
         frame = np.minimum(counts, cutoff).astype(np.int32)
         frame[self.defects.dead] = -1
         frame[self.defects.hot] = cutoff
-        flicker = self.defects.flickering[rng.random(self.defects.flickering.size) < self.flicker_probability]
+        flicker = self.defects.flickering[
+            rng.random(self.defects.flickering.size) < self.flicker_probability
+        ]
         frame[flicker] = cutoff
         return frame.reshape(self.maps.shape)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -66,7 +65,7 @@ def write_cbf(path: Path, frame: np.ndarray, header_contents: str) -> None:
     )
     tmp = path.with_suffix(".cbf.part")
     image.write(str(tmp))
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def create_nexus(
@@ -129,4 +128,4 @@ def write_points_csv(path: Path, rows: list[dict]) -> None:
 def write_json(path: Path, payload: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".part")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    tmp.replace(path)

@@ -1,0 +1,1 @@
+"""Prefect flows (the DAGs): composition of ``tasks`` only, no numerical logic."""

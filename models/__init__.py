@@ -1,0 +1,1 @@
+"""Keras model builders, training and the model registry (no Prefect here)."""

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over the ``xrdmap`` core adding retries, caching, logs."""

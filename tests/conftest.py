@@ -1,0 +1,108 @@
+"""Shared fixtures: the reference geometry, a frame simulator, and small beamtimes
+written to disk by the real simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xrdmap.config import PresetConfig, SampleSpec, load_instrument, load_phases, load_simulation
+from xrdmap.phases import all_reference_lines
+from xrdmap.simulate import geometry
+from xrdmap.simulate.beamtime import LINES_TTH_RANGE, simulate_beamtime
+from xrdmap.simulate.frames import FrameSimulator, PointState
+
+#: Small samples spanning resin -> rust -> steel (rows cover the whole depth).
+TINY_SAMPLES = (
+    SampleSpec(name="A_urban", condition="C03", grid=(80, 4)),
+    SampleSpec(name="B_marine", condition="C13", grid=(137, 3)),
+)
+
+
+@pytest.fixture(scope="session")
+def instrument():
+    return load_instrument()
+
+
+@pytest.fixture(scope="session")
+def phases():
+    return load_phases()
+
+
+@pytest.fixture(scope="session")
+def sim_config():
+    return load_simulation()
+
+
+@pytest.fixture(scope="session")
+def tiny_sim_config(sim_config):
+    presets = {"tiny": PresetConfig(samples=list(TINY_SAMPLES))}
+    return sim_config.model_copy(update={"presets": presets})
+
+
+@pytest.fixture(scope="session")
+def integrator(instrument):
+    return geometry.build_integrator(instrument)
+
+
+@pytest.fixture(scope="session")
+def reference_lines(phases, instrument):
+    return all_reference_lines(
+        phases, wavelength_a=instrument.wavelength_a, tth_range_deg=LINES_TTH_RANGE
+    )
+
+
+@pytest.fixture(scope="session")
+def frame_simulator(integrator, instrument, phases, sim_config, reference_lines):
+    defects = geometry.detector_defects(sim_config.detector_defects, integrator.detector.shape)
+    return FrameSimulator(integrator, instrument, phases, sim_config, reference_lines, defects)
+
+
+@pytest.fixture(scope="session")
+def detector_mask(frame_simulator):
+    return frame_simulator.defects.mask(frame_simulator.maps.shape)
+
+
+@pytest.fixture
+def point_of(frame_simulator, reference_lines):
+    """Build a PointState from {phase: fraction}, with resin filling the rest."""
+
+    def make(fractions: dict[str, float], spots: dict[str, int] | None = None) -> PointState:
+        names = frame_simulator.phase_names
+        f = np.zeros(len(names) + 1)
+        for name, value in fractions.items():
+            f[names.index(name)] = value
+        f[-1] = 1 - f[:-1].sum()
+        fe_ref = reference_lines["ferrite"].fe_per_a3
+        fe = sum(f[i] * reference_lines[n].fe_per_a3 / fe_ref for i, n in enumerate(names))
+        s = np.array([(spots or {}).get(n, 0) for n in frame_simulator.coarse_names])
+        return PointState(fractions=f, spots=s, fe_signal=fe)
+
+    return make
+
+
+@pytest.fixture
+def integrate(integrator, detector_mask, instrument):
+    """pyFAI integrate1d as the pipeline will use it: mask, overflow, corrections."""
+
+    def run(frame: np.ndarray, npt: int = 300):
+        bad = detector_mask.astype(bool) | (frame < 0) | (frame >= instrument.count_cutoff)
+        return integrator.integrate1d(
+            frame,
+            npt,
+            unit="2th_deg",
+            mask=bad,
+            correctSolidAngle=True,
+            polarization_factor=instrument.polarization_factor,
+            error_model="poisson",
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_beamtime(tmp_path_factory, tiny_sim_config):
+    out = tmp_path_factory.mktemp("tiny") / "bt"
+    return simulate_beamtime(
+        out, preset="tiny", seed=7, fmt="cbf", workers=2, progress=False, sim=tiny_sim_config
+    )

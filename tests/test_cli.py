@@ -1,0 +1,65 @@
+"""The command line as a user meets it: help, wrong arguments, bad config, a real run."""
+
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+from xrdmap.config import CONF_DIR
+
+
+def xrdmap(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "xrdmap.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_help_lists_subcommands():
+    out = xrdmap("--help")
+    assert out.returncode == 0
+    assert "simulate" in out.stdout
+
+
+def test_wrong_argument_is_a_usage_error():
+    out = xrdmap("simulate", "/tmp/x", "--preset", "huge")
+    assert out.returncode == 2
+    assert "invalid choice: 'huge'" in out.stderr
+
+
+def _conf_copy(tmp_path, edit_simulation=None, edit_instrument=None):
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    for name, edit in (("simulation.yaml", edit_simulation), ("instrument.yaml", edit_instrument)):
+        if edit:
+            data = yaml.safe_load((conf / name).read_text())
+            edit(data)
+            (conf / name).write_text(yaml.safe_dump(data))
+    return conf
+
+
+def test_bad_config_fails_at_once_with_one_line(tmp_path):
+    conf = _conf_copy(tmp_path, edit_instrument=lambda d: d.update(energy_kev="ten"))
+    out = xrdmap("--conf", conf, "simulate", tmp_path / "out")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "instrument.yaml: energy_kev:" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_simulate_end_to_end(tmp_path):
+    def tiny(d):
+        d["presets"]["demo"]["samples"] = [{"name": "S1", "condition": "C01", "grid": [65, 2]}]
+
+    conf = _conf_copy(tmp_path, edit_simulation=tiny)
+    out = xrdmap("--conf", conf, "simulate", tmp_path / "out", "--seed", 1, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "Simulated 130 frames of 1 sample in" in out.stdout
+    assert len(list((tmp_path / "out/beamtime/S1/frames").glob("*.cbf"))) == 130
+    again = xrdmap("--conf", conf, "simulate", tmp_path / "out", "--quiet")
+    assert again.returncode == 2 and "use --overwrite" in again.stderr

@@ -1,0 +1,18 @@
+"""The numerical core must run without Prefect: importing all of it loads no prefect."""
+
+import subprocess
+import sys
+
+
+def test_core_does_not_import_prefect():
+    code = (
+        "import importlib, pkgutil, sys, xrdmap\n"
+        "for m in pkgutil.walk_packages(xrdmap.__path__, 'xrdmap.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "bad = sorted(n for n in sys.modules if n == 'prefect' or n.startswith('prefect.'))\n"
+        "print(len(list(pkgutil.walk_packages(xrdmap.__path__, 'xrdmap.'))))\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip()) >= 8  # really walked the modules

@@ -21,6 +21,7 @@ by ``(seed, sample index, point)``, whatever the number of worker processes.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import time
@@ -300,7 +301,14 @@ def simulate_beamtime(
     remaining = {s["index"]: s["spec_cfg"].n_points for s in samples}
     bar = tqdm(total=n_total, unit="frame", desc="simulate", disable=not progress)
     try:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(ctx, seed)) as pool:
+        # spawn, not fork: pyFAI's OpenMP runtime does not survive a fork of a process
+        # that already used it (the children hang).
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(ctx, seed),
+        ) as pool:
             futures = [pool.submit(_render_chunk, c) for c in work]
             for fut in as_completed(futures):
                 chunk, frames = fut.result()

@@ -16,8 +16,6 @@ $(BIN)/.installed: pyproject.toml
 ## Simulate the demo beamtime and run the pipeline on it.
 run: $(BIN)/.installed
 	$(BIN)/xrdmap simulate $(DATA) --preset demo --seed $(SEED) --overwrite
-	@echo "Beamtime (raw frames, PONI, mask, scan metadata): $(DATA)/beamtime"
-	@echo "Ground truth (never read by the pipeline):          $(DATA)/truth"
 
 ## Lint, format check and the test suite.
 test: $(BIN)/.installed

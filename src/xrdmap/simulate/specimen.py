@@ -137,7 +137,9 @@ def _gauss_quantile(p: float) -> float:
     return float(ndtri(min(max(p, 1e-9), 1 - 1e-9)))
 
 
-def make_fields(rng: np.random.Generator, cond: ConditionConfig, sim: SimulationConfig, width_um):
+def make_fields(
+    rng: np.random.Generator, cond: ConditionConfig, sim: SimulationConfig, width_um: float
+) -> dict:
     """The random fields and cracks of one sample."""
     colony = sim.substrate.colony_size_um
     cracks = []

@@ -183,6 +183,51 @@ class SimulationConfig(_Model):
         return self
 
 
+class IntegrationConfig(_Model):
+    """pyFAI azimuthal integration settings."""
+
+    npt: int = Field(ge=10, le=10000, description="Number of 2theta bins")
+    unit: Literal["2th_deg"] = "2th_deg"
+    pixel_splitting: Literal["no", "bbox", "full"] = "bbox"
+    correct_solid_angle: bool = True
+    polarization_factor: float | None = Field(ge=-1, le=1)
+    error_model: Literal["poisson"] = "poisson"
+    batch_frames: int = Field(ge=1, le=4096)
+
+
+class CompressionConfig(_Model):
+    """Blosc codec of every Zarr array."""
+
+    cname: Literal["lz4", "lz4hc", "zstd", "zlib", "blosclz"]
+    clevel: int = Field(ge=0, le=9)
+    shuffle: Literal["noshuffle", "shuffle", "bitshuffle"]
+
+
+class DaskConfig(_Model):
+    address: str | None = Field(None, description="Existing scheduler; None = local cluster")
+    n_workers: int | None = Field(None, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+
+
+class ProcessConfig(_Model):
+    """How `xrdmap process` turns a beamtime into a Zarr store."""
+
+    chunk_frames: int = Field(ge=1, description="Frames per task and per patterns chunk")
+    frames_chunk_frames: int = Field(ge=1, description="Zarr chunk of raw frames along n")
+    integration: IntegrationConfig
+    compression: CompressionConfig
+    dask: DaskConfig
+
+    @model_validator(mode="after")
+    def _check(self) -> ProcessConfig:
+        if self.chunk_frames % self.frames_chunk_frames:
+            raise ValueError(
+                f"frames_chunk_frames ({self.frames_chunk_frames}) must divide "
+                f"chunk_frames ({self.chunk_frames}) so that a task writes whole chunks"
+            )
+        return self
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -224,3 +269,7 @@ def load_phases(path: str | Path | None = None) -> PhasesConfig:
 
 def load_simulation(path: str | Path | None = None) -> SimulationConfig:
     return load_yaml_model(path or CONF_DIR / "simulation.yaml", SimulationConfig)
+
+
+def load_process(path: str | Path | None = None) -> ProcessConfig:
+    return load_yaml_model(path or CONF_DIR / "process.yaml", ProcessConfig)

@@ -1,0 +1,205 @@
+"""Find the samples of a beamtime folder and check their scan metadata.
+
+A beamtime folder holds ``beamtime.json`` (geometry and mask file names, sample list,
+frame format, detector count cutoff) and, per sample, ``scan.json`` (grid, steps) and
+``points.csv`` (point, row, col, x_um, y_um, file, frame). Frame files are referred to
+relative to the sample folder; a path that resolves outside the beamtime folder is
+refused. Frames that should exist but do not are reported, not fatal: the pipeline
+quarantines those points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: PILATUS3 counter overflow value, when beamtime.json does not say.
+DEFAULT_COUNT_CUTOFF = 1_048_575
+SCAN_COMPLETE = "SCAN_COMPLETE"
+POINTS_COLUMNS = ("point", "row", "col", "x_um", "y_um", "file", "frame")
+
+
+class BeamtimeError(ValueError):
+    """The beamtime folder or its metadata cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class SampleScan:
+    """One sample's scan as the beamline described it."""
+
+    name: str
+    directory: Path
+    frame_format: str
+    grid: tuple[int, int]
+    positions_um: np.ndarray  #: (n, 2) x_um, y_um
+    files: tuple[str, ...]  #: per point, relative to ``directory``
+    frame_index: np.ndarray  #: (n,) index of the frame inside its file
+    missing: tuple[int, ...]  #: points whose frame file does not exist
+    scan: dict = field(repr=False)
+    metadata_sha256: dict[str, str] = field(repr=False)
+
+    @property
+    def n_points(self) -> int:
+        return len(self.files)
+
+    def frame_refs(self, start: int, stop: int) -> FrameRefs:
+        """Where the frames of points ``start..stop-1`` are: small enough to ship to a task."""
+        return FrameRefs(
+            directory=self.directory,
+            frame_format=self.frame_format,
+            start=start,
+            files=self.files[start:stop],
+            frame_index=self.frame_index[start:stop],
+            missing=frozenset(p for p in self.missing if start <= p < stop),
+        )
+
+
+@dataclass(frozen=True)
+class FrameRefs:
+    """Frame files of a run of consecutive points ``start..start+len(files)-1``."""
+
+    directory: Path
+    frame_format: str
+    start: int
+    files: tuple[str, ...]
+    frame_index: np.ndarray
+    missing: frozenset[int]
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.files)
+
+
+@dataclass(frozen=True)
+class Beamtime:
+    root: Path
+    poni_path: Path
+    mask_path: Path | None
+    count_cutoff: int
+    samples: tuple[SampleScan, ...]
+    metadata: dict = field(repr=False)
+
+    def sample(self, name: str) -> SampleScan:
+        return next(s for s in self.samples if s.name == name)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BeamtimeError(f"{path}: missing") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BeamtimeError(f"{path}: not readable JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BeamtimeError(f"{path}: expected a JSON object")
+    return data
+
+
+def inside(root: Path, candidate: Path, *, what: str) -> Path:
+    """``candidate`` resolved, or an error when it lies outside ``root``."""
+    resolved = candidate.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise BeamtimeError(f"{what}: {candidate} resolves outside the beamtime folder {root}")
+    return resolved
+
+
+def _read_points(path: Path, grid: tuple[int, int]) -> pd.DataFrame:
+    try:
+        points = pd.read_csv(path, dtype={"file": str})
+    except FileNotFoundError:
+        raise BeamtimeError(f"{path}: missing") from None
+    except (OSError, ValueError) as exc:
+        raise BeamtimeError(f"{path}: not a readable CSV table: {exc}") from None
+    absent = [c for c in POINTS_COLUMNS if c not in points.columns]
+    if absent:
+        raise BeamtimeError(f"{path}: column(s) {', '.join(absent)} missing")
+    n = grid[0] * grid[1]
+    if len(points) != n:
+        raise BeamtimeError(f"{path}: {len(points)} points, scan.json grid says {n}")
+    if not (points["point"].to_numpy() == np.arange(n)).all():
+        raise BeamtimeError(f"{path}: point: must number the rows 0..{n - 1} in order")
+    for col in ("x_um", "y_um", "row", "col", "frame"):
+        values = pd.to_numeric(points[col], errors="coerce")
+        if values.isna().any():
+            line = int(np.flatnonzero(values.isna())[0]) + 2
+            raise BeamtimeError(f"{path}: line {line}: {col}: not a number")
+    if points["file"].isna().any():
+        line = int(np.flatnonzero(points["file"].isna())[0]) + 2
+        raise BeamtimeError(f"{path}: line {line}: file: empty")
+    return points
+
+
+def discover_beamtime(root: str | Path, *, require_complete: bool = True) -> Beamtime:
+    """Read a beamtime folder's metadata and check every sample's frame list."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BeamtimeError(f"{root}: not a folder")
+    meta = _read_json(root / "beamtime.json")
+    for key in ("geometry", "samples"):
+        if key not in meta:
+            raise BeamtimeError(f"{root / 'beamtime.json'}: {key}: missing")
+    poni = inside(root, root / meta["geometry"], what=f"{root / 'beamtime.json'}: geometry")
+    mask = None
+    if meta.get("mask"):
+        mask = inside(root, root / meta["mask"], what=f"{root / 'beamtime.json'}: mask")
+    cutoff = int(meta.get("instrument", {}).get("count_cutoff", DEFAULT_COUNT_CUTOFF))
+    samples = []
+    for name in meta["samples"]:
+        directory = inside(root, root / name, what=f"{root / 'beamtime.json'}: samples")
+        if require_complete and not (directory / SCAN_COMPLETE).exists():
+            raise BeamtimeError(f"{directory}: scan not complete ({SCAN_COMPLETE} missing)")
+        samples.append(_discover_sample(root, directory, name, meta))
+    return Beamtime(
+        root=root.resolve(),
+        poni_path=poni,
+        mask_path=mask,
+        count_cutoff=cutoff,
+        samples=tuple(samples),
+        metadata=meta,
+    )
+
+
+def _discover_sample(root: Path, directory: Path, name: str, meta: dict) -> SampleScan:
+    scan_path = directory / "scan.json"
+    scan = _read_json(scan_path)
+    try:
+        grid = (int(scan["grid"]["rows"]), int(scan["grid"]["cols"]))
+    except (KeyError, TypeError, ValueError):
+        raise BeamtimeError(f"{scan_path}: grid: needs integer rows and cols") from None
+    if min(grid) <= 0:
+        raise BeamtimeError(f"{scan_path}: grid: rows and cols must be positive")
+    fmt = scan.get("frame_format", meta.get("frame_format"))
+    if fmt not in ("cbf", "hdf5"):
+        raise BeamtimeError(f"{scan_path}: frame_format: {fmt!r} is not cbf or hdf5")
+    points_path = directory / scan.get("points_file", "points.csv")
+    points = _read_points(points_path, grid)
+    files = tuple(points["file"].astype(str))
+    missing = []
+    checked: dict[str, bool] = {}
+    for i, rel in enumerate(files):
+        if rel not in checked:
+            path = inside(root, directory / rel, what=f"{points_path}: line {i + 2}: file")
+            checked[rel] = path.is_file()
+        if not checked[rel]:
+            missing.append(i)
+    return SampleScan(
+        name=name,
+        directory=directory,
+        frame_format=fmt,
+        grid=grid,
+        positions_um=points[["x_um", "y_um"]].to_numpy(dtype=np.float64),
+        files=files,
+        frame_index=points["frame"].to_numpy(dtype=np.int64),
+        missing=tuple(missing),
+        scan=scan,
+        metadata_sha256={p.name: _sha256(p) for p in (scan_path, points_path)},
+    )

@@ -1,0 +1,236 @@
+"""Azimuthal integration of whole chunks of frames with pyFAI's own sparse matrix.
+
+pyFAI's ``integrate1d`` (CSR engine) computes, for each 2theta bin ``b``::
+
+    sum_signal[b]        = sum_j c[b, j] * x[j]
+    sum_normalization[b] = sum_j c[b, j] * solid_angle[j] * polarization[j]
+    sum_variance[b]      = sum_j c[b, j]**2 * max(x[j], 1)        (Poisson model)
+    intensity = sum_signal / sum_normalization
+    sigma     = sqrt(sum_variance) / sum_normalization
+
+with ``c`` the pixel-splitting coefficients of its CSR matrix (masked pixels have none).
+:class:`BatchIntegrator` takes that very matrix from pyFAI and applies it to a block of
+frames at once: one sparse x dense product per block instead of one call per frame.
+Pixels that are negative (PILATUS bad-pixel flag) or at the count cutoff (overflow)
+are dropped frame by frame, exactly as a per-frame mask would drop them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import fabio
+import numpy as np
+import pyFAI
+import scipy.sparse as sp
+from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+from pyFAI.io.ponifile import PoniFile
+
+from xrdmap.config import IntegrationConfig
+
+#: Pixel columns transposed at a time (keeps the block in cache).
+_TRANSPOSE_BLOCK = 2048
+
+
+class GeometryError(ValueError):
+    """A PONI or mask file is missing, unreadable or inconsistent."""
+
+
+PONI_FIELDS = ("Detector", "Distance", "Poni1", "Poni2", "Rot1", "Rot2", "Rot3", "Wavelength")
+
+
+def load_geometry(poni_path: str | Path) -> AzimuthalIntegrator:
+    """Load and check a PONI file; errors name the file and the field."""
+    path = Path(poni_path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise GeometryError(f"{path}: cannot read PONI file: {exc.strerror}") from None
+    fields = {}
+    for line in text.splitlines():
+        if ":" in line and not line.lstrip().startswith("#"):
+            key, value = line.split(":", 1)
+            fields[key.strip()] = value.strip()
+    for name in PONI_FIELDS:
+        if name not in fields:
+            raise GeometryError(f"{path}: {name}: missing from the PONI file")
+    for name in PONI_FIELDS[1:]:
+        try:
+            value = float(fields[name])
+        except ValueError:
+            raise GeometryError(f"{path}: {name}: not a number ({fields[name]!r})") from None
+        if not np.isfinite(value):
+            raise GeometryError(f"{path}: {name}: not finite")
+    if float(fields["Distance"]) <= 0:
+        raise GeometryError(f"{path}: Distance: must be positive (m)")
+    if not 1e-12 < float(fields["Wavelength"]) < 1e-8:
+        raise GeometryError(f"{path}: Wavelength: {fields['Wavelength']} m is not an X-ray")
+    try:
+        ai = AzimuthalIntegrator()
+        ai._init_from_poni(PoniFile(str(path)))
+    except Exception as exc:  # pyFAI raises many types on a bad detector definition
+        raise GeometryError(f"{path}: Detector: {exc}") from None
+    if ai.detector is None or ai.detector.shape is None:
+        raise GeometryError(f"{path}: Detector: no detector shape")
+    return ai
+
+
+def load_mask(mask_path: str | Path | None, shape: tuple[int, int]) -> np.ndarray:
+    """A detector mask (nonzero = masked) as bool, checked against the detector shape."""
+    if mask_path is None:
+        return np.zeros(shape, dtype=bool)
+    path = Path(mask_path)
+    try:
+        data = fabio.open(str(path)).data
+    except Exception as exc:
+        raise GeometryError(f"{path}: cannot read mask: {exc}") from None
+    if data.shape != tuple(shape):
+        raise GeometryError(f"{path}: mask shape {data.shape} != detector shape {tuple(shape)}")
+    return data != 0
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IntegratedBlock:
+    """Integration of k frames: (k, npt) float32 arrays."""
+
+    intensity: np.ndarray
+    sigma: np.ndarray
+
+
+class BatchIntegrator:
+    """Integrates blocks of frames with pyFAI's CSR matrix; build once per process."""
+
+    def __init__(
+        self,
+        ai: AzimuthalIntegrator,
+        mask: np.ndarray,
+        cfg: IntegrationConfig,
+        *,
+        count_cutoff: int,
+    ) -> None:
+        self.cfg = cfg
+        self.shape = tuple(ai.detector.shape)
+        self.count_cutoff = int(count_cutoff)
+        self.mask = mask.astype(bool)
+        probe = ai.integrate1d(
+            np.zeros(self.shape, np.float32),
+            cfg.npt,
+            unit=cfg.unit,
+            mask=self.mask,
+            correctSolidAngle=cfg.correct_solid_angle,
+            polarization_factor=cfg.polarization_factor,
+            error_model=cfg.error_model,
+            method=self.method,
+        )
+        engine = next(
+            e.engine
+            for m, e in ai.engines.items()
+            if m.dim == 1 and m.split_lower == cfg.pixel_splitting and m.algo_lower == "csr"
+        )
+        npix = int(np.prod(self.shape))
+        csr = sp.csr_matrix((engine.data, engine.indices, engine.indptr), shape=(cfg.npt, npix))
+        self.radial = np.asarray(probe.radial, dtype=np.float64)
+        self._c = csr.astype(np.float32)
+        self._c2 = csr.multiply(csr).tocsr().astype(np.float32)
+        self._ct = csr.T.tocsr().astype(np.float64)  # pixel -> bins, for per-frame masking
+        weight = np.ones(npix)
+        if cfg.correct_solid_angle:
+            weight *= ai.solidAngleArray(self.shape).ravel()
+        if cfg.polarization_factor is not None:
+            weight *= ai.polarization(self.shape, factor=cfg.polarization_factor).ravel()
+        self._weight = weight
+        self._norm = csr @ weight
+        self._masked_idx = np.flatnonzero(self.mask)
+        ai.reset()  # drop pyFAI's engine cache; the matrix lives here now
+
+    @property
+    def method(self) -> tuple[str, str, str]:
+        return (self.cfg.pixel_splitting, "csr", "cython")
+
+    def integrate(self, frames: np.ndarray) -> IntegratedBlock:
+        """Integrate ``frames`` (k, ny, nx) int32 counts; returns (k, npt) arrays."""
+        k = frames.shape[0]
+        intensity = np.empty((k, self.cfg.npt), np.float32)
+        sigma = np.empty((k, self.cfg.npt), np.float32)
+        step = self.cfg.batch_frames
+        for start in range(0, k, step):
+            block = self._integrate_block(frames[start : start + step])
+            intensity[start : start + step] = block.intensity
+            sigma[start : start + step] = block.sigma
+        return IntegratedBlock(intensity, sigma)
+
+    def _integrate_block(self, frames: np.ndarray) -> IntegratedBlock:
+        k = frames.shape[0]
+        flat = frames.reshape(k, -1)
+        npix = flat.shape[1]
+        # pixel-major float copy: the sparse product then runs over contiguous frames
+        xt = np.empty((npix, k), np.float32)
+        for j0 in range(0, npix, _TRANSPOSE_BLOCK):
+            xt[j0 : j0 + _TRANSPOSE_BLOCK] = flat[:, j0 : j0 + _TRANSPOSE_BLOCK].T
+        # negative (PILATUS flag) and overflowing pixels, in one unsigned comparison;
+        # listed (masked) pixels have no coefficients and are left out
+        over = flat.view(np.uint32) >= self.count_cutoff
+        n_listed = np.count_nonzero(over[:, self._masked_idx], axis=1)
+        suspect = np.flatnonzero(np.count_nonzero(over, axis=1) > n_listed)
+        bad_pix, bad_frame = [], []
+        for i in suspect:
+            pix = np.setdiff1d(np.flatnonzero(over[i]), self._masked_idx, assume_unique=True)
+            bad_pix.append(pix)
+            bad_frame.append(np.full(pix.size, i))
+        bad_pix = np.concatenate(bad_pix) if bad_pix else np.empty(0, np.intp)
+        bad_frame = np.concatenate(bad_frame) if bad_frame else np.empty(0, np.intp)
+        xt[self._masked_idx] = 0.0
+        xt[bad_pix, bad_frame] = 0.0
+        sum_signal = self._c @ xt
+        np.maximum(xt, 1.0, out=xt)  # Poisson variance, at least one count
+        xt[bad_pix, bad_frame] = 0.0
+        sum_variance = self._c2 @ xt
+        norm = np.repeat(self._norm[:, None], k, axis=1)
+        if bad_pix.size:
+            drop = sp.csr_matrix((self._weight[bad_pix], (bad_frame, bad_pix)), shape=(k, npix))
+            norm -= (drop @ self._ct).toarray().T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            intensity = np.where(norm > 0, sum_signal / norm, 0.0)
+            sigma = np.where(norm > 0, np.sqrt(sum_variance) / norm, 0.0)
+        return IntegratedBlock(intensity.T.astype(np.float32), sigma.T.astype(np.float32))
+
+
+_CACHE: dict[tuple, BatchIntegrator] = {}
+
+
+def cached_batch_integrator(
+    poni_path: str | Path,
+    mask_path: str | Path | None,
+    cfg: IntegrationConfig,
+    *,
+    count_cutoff: int,
+) -> BatchIntegrator:
+    """One integrator per process for a given geometry, mask and settings."""
+    key = (
+        file_sha256(poni_path),
+        file_sha256(mask_path) if mask_path else None,
+        cfg.model_dump_json(),
+        count_cutoff,
+    )
+    if key not in _CACHE:
+        ai = load_geometry(poni_path)
+        mask = load_mask(mask_path, tuple(ai.detector.shape))
+        _CACHE[key] = BatchIntegrator(ai, mask, cfg, count_cutoff=count_cutoff)
+    return _CACHE[key]
+
+
+__all__ = [
+    "BatchIntegrator",
+    "GeometryError",
+    "IntegratedBlock",
+    "cached_batch_integrator",
+    "load_geometry",
+    "load_mask",
+    "pyFAI",
+]

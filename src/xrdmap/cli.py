@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from xrdmap import __version__
-from xrdmap.config import ConfigError
+from xrdmap.config import CONF_DIR, ConfigError, ProcessConfig
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -32,6 +33,48 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         f"  beamtime:     {result.beamtime_dir}\n"
         f"  ground truth: {result.truth_dir}"
     )
+    return 0
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    from xrdmap.config import load_process
+    from xrdmap.plan import preflight
+
+    conf = args.conf or CONF_DIR
+    cfg = load_process(conf / "process.yaml")
+    updates = {}
+    if args.chunk_frames:
+        updates["chunk_frames"] = args.chunk_frames
+        updates["frames_chunk_frames"] = math.gcd(args.chunk_frames, cfg.frames_chunk_frames)
+    dask = cfg.dask.model_copy(
+        update={k: v for k, v in (("address", args.scheduler), ("n_workers", args.workers)) if v}
+    )
+    cfg = ProcessConfig.model_validate({**cfg.model_dump(), **updates, "dask": dask.model_dump()})
+    store = str(args.store)
+    preflight(str(args.beamtime_dir), store, cfg)  # bad input fails here, before any work
+
+    from flows.runtime import prefect_api, quiet_defaults
+
+    console_level = "INFO" if args.verbose else "WARNING"
+    quiet_defaults(console_level=console_level)  # before Prefect configures its logging
+    from flows.process_beamtime import run_process_beamtime
+
+    with prefect_api(console_level=console_level):
+        summary = run_process_beamtime(
+            str(args.beamtime_dir), store, cfg, progress_bar=not args.quiet
+        )
+    if summary.chunks_processed == 0:
+        print(f"Nothing to do: {store} already holds all {summary.frames} frames.")
+    else:
+        print(
+            f"Processed {summary.frames_processed} frames ({summary.chunks_processed} chunks) "
+            f"into {store} in {summary.seconds:.1f} s ({summary.frames_per_second:.0f} frames/s); "
+            f"{summary.chunks_skipped} chunks were already done."
+        )
+    if summary.quarantined:
+        print(f"Quarantined {len(summary.quarantined)} frames (NaN patterns, status != 0):")
+        for sample, point, code, reason in summary.quarantined:
+            print(f"  {sample} point {point} (status {code}): {reason}")
     return 0
 
 
@@ -77,17 +120,38 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--overwrite", action="store_true", help="replace an earlier simulation")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=_cmd_simulate)
+
+    proc = sub.add_parser(
+        "process",
+        help="ingest and integrate a beamtime into a Zarr store (a Prefect flow on Dask)",
+        description=(
+            "Read every frame of a beamtime (CBF or NeXus/HDF5), write the frames and "
+            "their pyFAI-integrated patterns into one Zarr v3 store. Resumable: chunks "
+            "already in the store are not redone. Unusable frames are quarantined."
+        ),
+    )
+    proc.add_argument("beamtime_dir", type=Path, metavar="BEAMTIME_DIR")
+    proc.add_argument("--store", type=Path, required=True, help="the Zarr store to write")
+    proc.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    proc.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
+    proc.add_argument("--chunk-frames", type=int, default=None, help="frames per task")
+    proc.add_argument("--verbose", action="store_true", help="show Prefect's logs")
+    proc.add_argument("--quiet", action="store_true", help="no progress bar")
+    proc.set_defaults(func=_cmd_process)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from xrdmap.discovery import BeamtimeError
+    from xrdmap.integrate import GeometryError
     from xrdmap.simulate.beamtime import SimulationError
+    from xrdmap.store import StoreError
 
     try:
         return args.func(args)
-    except (ConfigError, SimulationError) as exc:
+    except (ConfigError, SimulationError, BeamtimeError, GeometryError, StoreError) as exc:
         print(f"xrdmap {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,7 +15,14 @@ from xrdmap.config import ProcessConfig
 from xrdmap.discovery import Beamtime, discover_beamtime
 from xrdmap.ingest import ChunkInput, chunk_inputs
 from xrdmap.integrate import BatchIntegrator, file_sha256, load_geometry, load_mask
-from xrdmap.store import ChunkRegion, chunk_regions, done_chunks, open_or_create
+from xrdmap.store import (
+    ChunkRegion,
+    check_compatible,
+    chunk_regions,
+    done_chunks,
+    open_or_create,
+    settings_digest,
+)
 
 PROVENANCE_PACKAGES = (
     "pyFAI",
@@ -57,13 +64,21 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def plan_beamtime(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Plan:
-    """Check the beamtime and the settings, create (or reopen) the store, list chunks."""
+@dataclass(frozen=True)
+class Inspection:
+    """A beamtime whose metadata, geometry and mask have been read and checked."""
+
+    beamtime: Beamtime
+    ai: object  #: pyFAI AzimuthalIntegrator
+    mask: np.ndarray
+    provenance: dict
+
+
+def inspect_beamtime(beamtime_dir: str, cfg: ProcessConfig) -> Inspection:
+    """Read and check everything a run needs; raises with the file and field named."""
     beamtime = discover_beamtime(beamtime_dir)
     ai = load_geometry(beamtime.poni_path)
-    shape = tuple(ai.detector.shape)
-    mask = load_mask(beamtime.mask_path, shape)
-    integrator = BatchIntegrator(ai, mask, cfg.integration, count_cutoff=beamtime.count_cutoff)
+    mask = load_mask(beamtime.mask_path, tuple(ai.detector.shape))
     provenance = {
         "software": software_versions(),
         "geometry": {
@@ -80,13 +95,32 @@ def plan_beamtime(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Plan:
         "chunk_frames": cfg.chunk_frames,
         "beamtime_json_sha256": file_sha256(beamtime.root / "beamtime.json"),
     }
+    return Inspection(beamtime, ai, mask, provenance)
+
+
+def preflight(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Inspection:
+    """Everything :func:`plan_beamtime` checks, without writing: for a fast, clean error."""
+    inspection = inspect_beamtime(beamtime_dir, cfg)
+    check_compatible(
+        store, settings_digest(inspection.beamtime, cfg, inspection.provenance["geometry"])
+    )
+    return inspection
+
+
+def plan_beamtime(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Plan:
+    """Check the beamtime and the settings, create (or reopen) the store, list chunks."""
+    inspection = inspect_beamtime(beamtime_dir, cfg)
+    beamtime = inspection.beamtime
+    integrator = BatchIntegrator(
+        inspection.ai, inspection.mask, cfg.integration, count_cutoff=beamtime.count_cutoff
+    )
     root = open_or_create(
         store,
         beamtime,
         cfg,
         tth_deg=integrator.radial,
-        detector_shape=shape,
-        provenance=provenance,
+        detector_shape=integrator.shape,
+        provenance=inspection.provenance,
     )
     regions: list[ChunkRegion] = []
     done: set[tuple[str, int]] = set()

@@ -24,6 +24,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numcodecs
 import numcodecs.blosc
@@ -86,6 +87,29 @@ def settings_digest(beamtime: Beamtime, cfg: ProcessConfig, geometry_sha256: dic
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def check_compatible(store: str, digest: str) -> bool:
+    """True if ``store`` is laid out for ``digest``; False if it has no layout yet."""
+    local = Path(store)
+    foreign = local.exists() and (
+        not local.is_dir() or (any(local.iterdir()) and not (local / "zarr.json").exists())
+    )
+    if "://" not in store and foreign:
+        raise StoreError(f"{store}: exists and is not a Zarr store; refusing to write there")
+    try:
+        existing = zarr.open_group(store, mode="r", zarr_format=3).attrs.get("xrdmap")
+    except FileNotFoundError:
+        return False
+    if existing is None:
+        return False
+    if existing.get("settings_sha256") != digest:
+        raise StoreError(
+            f"{store}: holds another beamtime or other processing settings "
+            f"(built {existing.get('created')} from {existing.get('beamtime')}); "
+            "write to a new store"
+        )
+    return True
+
+
 def open_or_create(
     store: str,
     beamtime: Beamtime,
@@ -97,16 +121,9 @@ def open_or_create(
 ) -> zarr.Group:
     """Open the store of this beamtime, or lay it out; refuse one made otherwise."""
     digest = settings_digest(beamtime, cfg, provenance["geometry"])
+    if check_compatible(store, digest):
+        return zarr.open_group(store, mode="r+", zarr_format=3)
     root = zarr.open_group(store, mode="a", zarr_format=3)
-    existing = root.attrs.get("xrdmap")
-    if existing is not None:
-        if existing.get("settings_sha256") != digest:
-            raise StoreError(
-                f"{store}: holds another beamtime or other processing settings "
-                f"(built {existing.get('created')} from {existing.get('beamtime')}); "
-                "write to a new store"
-            )
-        return root
     codec = blosc_codec(cfg.compression)
     for sample in beamtime.samples:
         _create_sample(root, sample, cfg, codec, tth_deg, detector_shape)

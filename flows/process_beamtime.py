@@ -1,0 +1,104 @@
+"""The ``process-beamtime`` flow: raw frames -> Zarr store of frames and patterns."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from prefect import flow, get_run_logger
+from prefect.futures import as_completed
+from prefect_dask import DaskTaskRunner
+from tqdm import tqdm
+
+from tasks.ingest import ingest_integrate_chunk, plan_beamtime_task
+from tasks.report import ProgressBoard, publish_summary
+from xrdmap.config import DaskConfig, ProcessConfig, load_process
+from xrdmap.ingest import ChunkReport
+
+
+@dataclass
+class ProcessSummary:
+    store: str
+    frames: int
+    chunks: int
+    chunks_processed: int
+    chunks_skipped: int
+    frames_processed: int
+    seconds: float
+    quarantined: list[tuple[str, int, int, str]]  # sample, point, status, reason
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames_processed / self.seconds if self.seconds else 0.0
+
+
+def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
+    """A local cluster of single-threaded processes, or an existing scheduler."""
+    if cfg.address:
+        return DaskTaskRunner(address=cfg.address)
+    kwargs = {
+        "threads_per_worker": cfg.threads_per_worker,
+        "processes": True,
+        "dashboard_address": None,
+        "silence_logs": logging.WARNING,
+    }
+    if cfg.n_workers:
+        kwargs["n_workers"] = cfg.n_workers
+    return DaskTaskRunner(cluster_kwargs=kwargs)
+
+
+@flow(name="process-beamtime", log_prints=True)
+def process_beamtime(
+    beamtime_dir: str,
+    store: str,
+    config: ProcessConfig | None = None,
+    progress_bar: bool = False,
+) -> ProcessSummary:
+    """Ingest and integrate every frame of a beamtime into one Zarr store (resumable)."""
+    t0 = time.perf_counter()
+    cfg = config or load_process()
+    logger = get_run_logger()
+    plan = plan_beamtime_task(beamtime_dir, store, cfg)
+    todo = plan.todo
+    reports: list[ChunkReport] = []
+    if todo:
+        board = ProgressBoard(plan)
+        futures = [ingest_integrate_chunk.submit(store, chunk, cfg) for chunk in todo]
+        bar = tqdm(
+            total=sum(c.region.n_frames for c in todo),
+            unit="frame",
+            desc="process",
+            disable=not progress_bar,
+        )
+        for future in as_completed(futures):
+            report = future.result()
+            reports.append(report)
+            board.update(report)
+            bar.update(report.n_frames)
+        bar.close()
+    else:
+        logger.info("%s is complete: nothing to do", store)
+    seconds = time.perf_counter() - t0
+    publish_summary(plan, reports, seconds)
+    worked = [r for r in reports if not r.skipped]
+    return ProcessSummary(
+        store=store,
+        frames=plan.n_frames,
+        chunks=len(plan.regions),
+        chunks_processed=len(worked),
+        chunks_skipped=len(plan.regions) - len(worked),
+        frames_processed=sum(r.n_frames for r in worked),
+        seconds=seconds,
+        quarantined=[(r.sample, *q) for r in worked for q in r.quarantined],
+    )
+
+
+def run_process_beamtime(
+    beamtime_dir: str, store: str, cfg: ProcessConfig, *, progress_bar: bool = False
+) -> ProcessSummary:
+    """Run the flow on the Dask cluster that ``cfg.dask`` describes."""
+    runner = dask_task_runner(cfg.dask)
+    return process_beamtime.with_options(task_runner=runner)(
+        beamtime_dir, store, cfg, progress_bar=progress_bar
+    )

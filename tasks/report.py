@@ -1,0 +1,89 @@
+"""Progress and summary artifacts of a processing run, shown in the Prefect UI."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from xrdmap.ingest import ChunkReport
+from xrdmap.plan import Plan
+
+
+def artifact_key(*parts: str) -> str:
+    """Prefect artifact keys: lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+
+
+class ProgressBoard:
+    """One progress artifact per sample, updated as its chunks finish."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.total = defaultdict(int)
+        self.finished = defaultdict(int)
+        for region in plan.regions:
+            self.total[region.sample] += region.n_frames
+            if (region.sample, region.index) in plan.done:
+                self.finished[region.sample] += region.n_frames
+        store_name = plan.store.rstrip("/").split("/")[-1]
+        self.ids: dict[str, UUID] = {
+            sample: create_progress_artifact(
+                progress=self._percent(sample),
+                key=artifact_key("progress", store_name, sample),
+                description=f"Frames of {sample} ingested and integrated into {plan.store}",
+            )
+            for sample in self.total
+        }
+
+    def _percent(self, sample: str) -> float:
+        return 100.0 * self.finished[sample] / max(self.total[sample], 1)
+
+    def update(self, report: ChunkReport) -> None:
+        self.finished[report.sample] += report.n_frames
+        update_progress_artifact(self.ids[report.sample], self._percent(report.sample))
+
+
+def summary_rows(plan: Plan, reports: list[ChunkReport]) -> list[dict]:
+    """One row per sample: frames, chunks, work done now, time, quarantined frames."""
+    rows = []
+    for sample in plan.beamtime.samples:
+        mine = [r for r in reports if r.sample == sample.name]
+        worked = [r for r in mine if not r.skipped]
+        rows.append(
+            {
+                "sample": sample.name,
+                "frames": sample.n_points,
+                "chunks": sum(1 for r in plan.regions if r.sample == sample.name),
+                "chunks processed": len(worked),
+                "chunks already done": sum(1 for r in plan.regions if r.sample == sample.name)
+                - len(worked),
+                "task seconds": round(sum(r.seconds for r in worked), 2),
+                "quarantined": sum(len(r.quarantined) for r in worked),
+            }
+        )
+    return rows
+
+
+def publish_summary(plan: Plan, reports: list[ChunkReport], wall_seconds: float) -> None:
+    store_name = plan.store.rstrip("/").split("/")[-1]
+    create_table_artifact(
+        table=summary_rows(plan, reports),
+        key=artifact_key("summary", store_name),
+        description=f"Ingest and integration of {plan.beamtime.root} in {wall_seconds:.1f} s",
+    )
+    quarantined = [q for r in reports for q in ((r.sample, *x) for x in r.quarantined)]
+    if quarantined:
+        lines = ["| sample | point | status | reason |", "|---|---|---|---|"]
+        lines += [f"| {s} | {p} | {c} | {why} |" for s, p, c, why in quarantined]
+        create_markdown_artifact(
+            markdown="\n".join(lines),
+            key=artifact_key("quarantine", store_name),
+            description="Frames that could not be used; their patterns are NaN",
+        )

@@ -63,7 +63,7 @@ def detector_mask(frame_simulator):
     return frame_simulator.defects.mask(frame_simulator.maps.shape)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def point_of(frame_simulator, reference_lines):
     """Build a PointState from {phase: fraction}, with resin filling the rest."""
 
@@ -81,7 +81,7 @@ def point_of(frame_simulator, reference_lines):
     return make
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def integrate(integrator, detector_mask, instrument):
     """pyFAI integrate1d as the pipeline will use it: mask, overflow, corrections."""
 

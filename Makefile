@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= data/demo
 SEED ?= 0
 
-.PHONY: run test lint format simulate-full clean
+.PHONY: run test lint format simulate-full bench-process clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,8 @@ $(BIN)/.installed: pyproject.toml
 ## Simulate the demo beamtime and run the pipeline on it.
 run: $(BIN)/.installed
 	$(BIN)/xrdmap simulate $(DATA) --preset demo --seed $(SEED) --overwrite
+	rm -rf $(DATA).zarr
+	$(BIN)/xrdmap process $(DATA)/beamtime --store $(DATA).zarr
 
 ## Lint, format check and the test suite.
 test: $(BIN)/.installed
@@ -34,6 +36,12 @@ format: $(BIN)/.installed
 ## The reference-size beamtime: 15 samples, 114,198 points (see README for size and time).
 simulate-full: $(BIN)/.installed
 	$(BIN)/xrdmap simulate data/full --preset full --seed $(SEED) --overwrite
+
+## Benchmark ingest + integration on the full preset (minutes; not part of the tests).
+bench-process: $(BIN)/.installed
+	test -f data/full/beamtime/BEAMTIME_COMPLETE || $(MAKE) simulate-full
+	$(BIN)/python benchmarks/process_benchmark.py data/full/beamtime --store data/full.zarr --cache warm
+	$(BIN)/python benchmarks/codec_benchmark.py data/full.zarr
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -143,3 +143,13 @@ def test_nexus_of_the_wrong_shape(nexus_beamtime, tmp_path):
     batch = read_frames(sample.frame_refs(0, 130), 0, 130, SHAPE)
     assert (batch.status == STATUS_WRONG_SHAPE).all()
     assert "(130, 10, 10)" in batch.reason[0]
+
+
+def test_symlink_leaving_the_beamtime_is_refused(beamtime_copy, tmp_path):
+    outside = tmp_path / "elsewhere.cbf"
+    outside.write_bytes(b"x")
+    frame = beamtime_copy / "A_urban" / "frames" / "A_urban_000002.cbf"
+    frame.unlink()
+    frame.symlink_to(outside)
+    with pytest.raises(BeamtimeError, match=r"points.csv: line 3: file: .* outside the beamtime"):
+        discover_beamtime(beamtime_copy)

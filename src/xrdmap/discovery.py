@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,6 +139,35 @@ def _read_points(path: Path, grid: tuple[int, int]) -> pd.DataFrame:
     return points
 
 
+def _missing_frames(
+    root: Path, directory: Path, files: tuple[str, ...], points_path: Path
+) -> tuple[int, ...]:
+    """Points whose frame file is absent; an error for a path that leaves ``root``.
+
+    Each folder is resolved and listed once (not each of ~10^5 files); only entries that
+    are symbolic links are resolved one by one.
+    """
+    root = root.resolve()
+    listings: dict[str, dict[str, os.DirEntry]] = {}
+    missing = []
+    for i, rel in enumerate(files):
+        parent, name = os.path.split(rel)
+        if parent not in listings:
+            folder = inside(root, directory / parent, what=f"{points_path}: line {i + 2}: file")
+            try:
+                listings[parent] = {e.name: e for e in os.scandir(folder)}
+            except (FileNotFoundError, NotADirectoryError):
+                listings[parent] = {}
+        entry = listings[parent].get(name)
+        if name in ("", ".", ".."):
+            raise BeamtimeError(f"{points_path}: line {i + 2}: file: {rel!r} is not a file name")
+        if entry is not None and entry.is_symlink():
+            inside(root, Path(entry.path), what=f"{points_path}: line {i + 2}: file")
+        if entry is None or not entry.is_file():
+            missing.append(i)
+    return tuple(missing)
+
+
 def discover_beamtime(root: str | Path, *, require_complete: bool = True) -> Beamtime:
     """Read a beamtime folder's metadata and check every sample's frame list."""
     root = Path(root)
@@ -183,14 +213,7 @@ def _discover_sample(root: Path, directory: Path, name: str, meta: dict) -> Samp
     points_path = directory / scan.get("points_file", "points.csv")
     points = _read_points(points_path, grid)
     files = tuple(points["file"].astype(str))
-    missing = []
-    checked: dict[str, bool] = {}
-    for i, rel in enumerate(files):
-        if rel not in checked:
-            path = inside(root, directory / rel, what=f"{points_path}: line {i + 2}: file")
-            checked[rel] = path.is_file()
-        if not checked[rel]:
-            missing.append(i)
+    missing = _missing_frames(root, directory, files, points_path)
     return SampleScan(
         name=name,
         directory=directory,

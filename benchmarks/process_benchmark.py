@@ -1,0 +1,231 @@
+"""Benchmark of `xrdmap process`: end to end, and the integration stage alone.
+
+    python benchmarks/process_benchmark.py data/full/beamtime --store /tmp/bench.zarr
+
+1. End to end: the process-beamtime flow (Prefect + local Dask cluster) from raw frames
+   to a finished Zarr store; frames/s, and the peak memory of the whole process tree
+   sampled every 0.2 s (the flow, the Prefect server, the Dask workers).
+2. Integration alone, on the same frames in memory, in the same run: the batched CSR
+   integrator against pyFAI's per-frame `integrate1d` loop, (a) with a per-frame mask of
+   negative/overflowing pixels (identical output) and (b) with the static mask and
+   dummy=-1 only (what a quick script does; it lets overflowing pixels through).
+3. Frame decoding: our CBF reader (fabio's byte-offset decoder after an MD5 check)
+   against `fabio.open`.
+Nothing here is asserted: it prints what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+
+def tree_rss(proc: psutil.Process) -> tuple[int, int]:
+    """(total RSS of the process tree, largest single child RSS), bytes."""
+    total, largest = proc.memory_info().rss, 0
+    for child in proc.children(recursive=True):
+        try:
+            rss = child.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+        total += rss
+        largest = max(largest, rss)
+    return total, largest
+
+
+class PeakMemory(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_total = self.peak_child = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        me = psutil.Process()
+        while not self._done.wait(0.2):
+            total, child = tree_rss(me)
+            self.peak_total = max(self.peak_total, total)
+            self.peak_child = max(self.peak_child, child)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def prepare_cache(beamtime: str, state: str) -> dict:
+    """cold: drop the page cache (root only); warm: read every raw file once."""
+    if state == "cold":
+        os.sync()
+        try:
+            Path("/proc/sys/vm/drop_caches").write_text("1\n")
+        except OSError as exc:
+            return {"cache": "cold requested, not possible", "reason": str(exc)}
+        return {"cache": "cold (page cache dropped)"}
+    t0 = time.perf_counter()
+    n = 0
+    for path in Path(beamtime).rglob("*"):
+        if path.is_file():
+            n += len(path.read_bytes())
+    return {
+        "cache": "warm (raw files read once)",
+        "warm_read_gb_per_s": round(n / 1e9 / (time.perf_counter() - t0), 2),
+    }
+
+
+def end_to_end(beamtime: str, store: str, workers: int | None) -> dict:
+    from flows.runtime import prefect_api, quiet_defaults
+
+    quiet_defaults(console_level="WARNING")  # before Prefect configures its logging
+    from flows.process_beamtime import run_process_beamtime
+    from xrdmap.config import load_process
+
+    cfg = load_process()
+    if workers:
+        cfg = cfg.model_copy(update={"dask": cfg.dask.model_copy(update={"n_workers": workers})})
+    shutil.rmtree(store, ignore_errors=True)
+    with prefect_api():
+        memory = PeakMemory()
+        memory.start()
+        t0 = time.perf_counter()
+        summary = run_process_beamtime(beamtime, store, cfg, progress_bar=True)
+        wall = time.perf_counter() - t0
+        memory.stop()
+    size = sum(p.stat().st_size for p in Path(store).rglob("*") if p.is_file())
+    raw = sum(p.stat().st_size for p in Path(beamtime).rglob("*") if p.is_file())
+    return {
+        "frames": summary.frames_processed,
+        "chunks": summary.chunks_processed,
+        "wall_s": round(wall, 1),
+        "flow_s": round(summary.seconds, 1),
+        "frames_per_s_wall": round(summary.frames_processed / wall),
+        "frames_per_s_flow": round(summary.frames_per_second),
+        "peak_rss_tree_gb": round(memory.peak_total / 1e9, 2),
+        "peak_rss_one_process_gb": round(memory.peak_child / 1e9, 2),
+        "store_gb": round(size / 1e9, 2),
+        "raw_gb": round(raw / 1e9, 2),
+        "quarantined": len(summary.quarantined),
+    }
+
+
+def integration_stage(store: str, n_frames: int) -> dict:
+    import zarr
+
+    from xrdmap.config import load_process
+    from xrdmap.integrate import BatchIntegrator, load_geometry, load_mask
+
+    root = zarr.open_group(store, mode="r")
+    geo = root.attrs["xrdmap"]["geometry"]
+    sample = root.attrs["xrdmap"]["samples"][0]
+    frames = root[sample]["frames"][:n_frames]
+    cfg = load_process().integration
+    ai = load_geometry(geo["poni_file"])
+    mask = load_mask(geo["mask_file"], frames.shape[1:])
+    cutoff = geo["count_cutoff"]
+    batch = BatchIntegrator(ai, mask, cfg, count_cutoff=cutoff)
+    kwargs = {
+        "unit": cfg.unit,
+        "correctSolidAngle": cfg.correct_solid_angle,
+        "polarization_factor": cfg.polarization_factor,
+        "error_model": cfg.error_model,
+        "method": batch.method,
+    }
+    t0 = time.perf_counter()
+    result = batch.integrate(frames)
+    t_batch = time.perf_counter() - t0
+
+    ai_loop = load_geometry(geo["poni_file"])
+    t0 = time.perf_counter()
+    worst = 0.0
+    for i, frame in enumerate(frames):
+        bad = mask | (frame < 0) | (frame >= cutoff)
+        ref = ai_loop.integrate1d(frame, cfg.npt, mask=bad, **kwargs)
+        worst = max(worst, float(np.max(np.abs(result.intensity[i] - ref.intensity)
+                                        / np.maximum(np.abs(ref.intensity), 1e-6))))  # fmt: skip
+    t_loop_mask = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    static = [
+        ai_loop.integrate1d(frame, cfg.npt, mask=mask, dummy=-1, delta_dummy=0.5, **kwargs)
+        for frame in frames
+    ]
+    t_loop_static = time.perf_counter() - t0
+    wrong = sum(
+        not np.allclose(r.intensity, result.intensity[i], rtol=1e-4, atol=1e-6)
+        for i, r in enumerate(static)
+    )
+    n = len(frames)
+    return {
+        "frames": n,
+        "batched_ms_per_frame": round(t_batch / n * 1e3, 3),
+        "loop_per_frame_mask_ms_per_frame": round(t_loop_mask / n * 1e3, 3),
+        "loop_static_mask_ms_per_frame": round(t_loop_static / n * 1e3, 3),
+        "speedup_vs_per_frame_mask_loop": round(t_loop_mask / t_batch, 2),
+        "speedup_vs_static_mask_loop": round(t_loop_static / t_batch, 2),
+        "max_relative_difference": worst,
+        "static_mask_loop_frames_wrong": wrong,  # overflowing pixels let through
+    }
+
+
+def decoding(beamtime: str, n_frames: int) -> dict:
+    import fabio
+
+    from xrdmap.discovery import discover_beamtime
+    from xrdmap.framesource import read_cbf
+
+    sample = discover_beamtime(beamtime).samples[0]
+    if sample.frame_format != "cbf":
+        return {}
+    paths = [sample.directory / f for f in sample.files[:n_frames]]
+    shape = (195, 487)
+    t0 = time.perf_counter()
+    for p in paths:
+        read_cbf(p, shape)
+    t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for p in paths:
+        fabio.open(str(p)).data  # noqa: B018
+    t_fabio = time.perf_counter() - t0
+    return {
+        "frames": len(paths),
+        "xrdmap_read_cbf_ms": round(t_ours / len(paths) * 1e3, 3),
+        "fabio_open_ms": round(t_fabio / len(paths) * 1e3, 3),
+        "speedup": round(t_fabio / t_ours, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("beamtime")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--integration-frames", type=int, default=3000)
+    parser.add_argument("--cache", choices=["warm", "cold"], default="warm")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    results = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        "page_cache": prepare_cache(args.beamtime, args.cache),
+        "end_to_end": end_to_end(args.beamtime, args.store, args.workers),
+        "integration": integration_stage(args.store, args.integration_frames),
+        "decoding": decoding(args.beamtime, args.integration_frames),
+    }
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -63,3 +63,37 @@ def test_simulate_end_to_end(tmp_path):
     assert len(list((tmp_path / "out/beamtime/S1/frames").glob("*.cbf"))) == 130
     again = xrdmap("--conf", conf, "simulate", tmp_path / "out", "--quiet")
     assert again.returncode == 2 and "use --overwrite" in again.stderr
+
+
+def test_process_bad_poni_fails_before_any_work(tiny_beamtime, tmp_path):
+    bt = tmp_path / "bt"
+    shutil.copytree(tiny_beamtime.beamtime_dir, bt)
+    poni = bt / "geometry.poni"
+    poni.write_text(poni.read_text().replace("Distance: 0.153", "Distance: -0.153"))
+    out = xrdmap("process", bt, "--store", tmp_path / "s.zarr")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert f"{poni}: Distance: must be positive" in lines[0]
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_process_bad_config_fails_before_any_work(tiny_beamtime, tmp_path):
+    conf = _conf_copy(tmp_path)
+    data = yaml.safe_load((conf / "process.yaml").read_text())
+    data["integration"]["npt"] = 3
+    (conf / "process.yaml").write_text(yaml.safe_dump(data))
+    out = xrdmap("--conf", conf, "process", tiny_beamtime.beamtime_dir, "--store", tmp_path / "s")
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"xrdmap process: error: {conf / 'process.yaml'}: integration.npt: "
+        "Input should be greater than or equal to 10"
+    )
+    assert not (tmp_path / "s").exists()
+
+
+def test_process_missing_store_argument():
+    out = xrdmap("process", "/nonexistent")
+    assert out.returncode == 2 and "--store" in out.stderr
+    out = xrdmap("process", "/nonexistent", "--store", "/tmp/x.zarr")
+    assert out.returncode == 2 and "/nonexistent: not a folder" in out.stderr

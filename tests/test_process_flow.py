@@ -202,8 +202,29 @@ def test_sigkill_then_resume(processed, tiny_beamtime, tmp_path):
     assert f"({total - done_at_kill} chunks)" in rerun.stdout
     assert f"{done_at_kill} chunks were already done" in rerun.stdout
 
+    third = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0 and "Nothing to do" in third.stdout
+
     _, reference = processed
     a, b = zarr.open_group(store, mode="r"), zarr.open_group(reference, mode="r")
     for sample in ("A_urban", "B_marine"):
         for name in ("frames", "patterns", "sigma", "status", "input_checksum"):
             np.testing.assert_array_equal(a[sample][name][:], b[sample][name][:], err_msg=name)
+
+
+def test_nexus_beamtime_gives_the_same_patterns_as_cbf(prefect_server, small_cfg, tmp_path):
+    """The same simulated scan written as CBF and as NeXus processes to equal patterns."""
+    from xrdmap.config import PresetConfig, SampleSpec, load_simulation
+    from xrdmap.simulate.beamtime import simulate_beamtime
+
+    preset = PresetConfig(samples=[SampleSpec(name="N", condition="C02", grid=(72, 2))])
+    sim = load_simulation().model_copy(update={"presets": {"n": preset}})
+    stores = {}
+    for fmt in ("cbf", "hdf5"):
+        bt = simulate_beamtime(tmp_path / fmt, preset="n", seed=4, fmt=fmt, progress=False, sim=sim)
+        summary = run(bt.beamtime_dir, tmp_path / f"{fmt}.zarr", small_cfg)
+        assert summary.frames_processed == 144 and not summary.quarantined
+        stores[fmt] = zarr.open_group(tmp_path / f"{fmt}.zarr", mode="r")["N"]
+    assert all(c.startswith("sha256:") for c in stores["hdf5"]["input_checksum"][:])
+    for name in ("frames", "patterns", "sigma", "status"):
+        np.testing.assert_array_equal(stores["cbf"][name][:], stores["hdf5"][name][:])

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrdmap.discovery import BeamtimeError, discover_beamtime
+from xrdmap.discovery import SCAN_COMPLETE, BeamtimeError, discover_beamtime
 from xrdmap.framesource import (
     STATUS_CORRUPT,
     STATUS_MISSING,
@@ -16,7 +16,6 @@ from xrdmap.framesource import (
     STATUS_WRONG_SHAPE,
     read_frames,
 )
-from xrdmap.simulate import writers
 
 SHAPE = (195, 487)
 
@@ -75,7 +74,7 @@ def test_incomplete_scan_and_bad_scan_json(beamtime_copy):
     scan.write_text(json.dumps({**json.loads(scan.read_text()), "grid": {"rows": "x"}}))
     with pytest.raises(BeamtimeError, match=r"B_marine/scan.json: grid: needs integer"):
         discover_beamtime(beamtime_copy)
-    (beamtime_copy / "B_marine" / writers.SCAN_COMPLETE).unlink()
+    (beamtime_copy / "B_marine" / SCAN_COMPLETE).unlink()
     with pytest.raises(BeamtimeError, match=r"B_marine: scan not complete"):
         discover_beamtime(beamtime_copy)
 

@@ -12,8 +12,8 @@ import pytest
 from conftest import TINY_SAMPLES
 
 from xrdmap.classes import CLASS_NAMES
+from xrdmap.discovery import BEAMTIME_COMPLETE, SCAN_COMPLETE
 from xrdmap.simulate.beamtime import SimulationError, simulate_beamtime
-from xrdmap.simulate.writers import BEAMTIME_COMPLETE, SCAN_COMPLETE
 
 
 def test_layout_and_scan_metadata(tiny_beamtime):

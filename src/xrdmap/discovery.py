@@ -21,7 +21,9 @@ import pandas as pd
 
 #: PILATUS3 counter overflow value, when beamtime.json does not say.
 DEFAULT_COUNT_CUTOFF = 1_048_575
+#: Marker files a beamline writes last: one per sample, one per beamtime.
 SCAN_COMPLETE = "SCAN_COMPLETE"
+BEAMTIME_COMPLETE = "BEAMTIME_COMPLETE"
 POINTS_COLUMNS = ("point", "row", "col", "x_um", "y_um", "file", "frame")
 
 

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import fabio
 import numpy as np
-import pyFAI
 import scipy.sparse as sp
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from pyFAI.io.ponifile import PoniFile
@@ -223,14 +222,3 @@ def cached_batch_integrator(
         mask = load_mask(mask_path, tuple(ai.detector.shape))
         _CACHE[key] = BatchIntegrator(ai, mask, cfg, count_cutoff=count_cutoff)
     return _CACHE[key]
-
-
-__all__ = [
-    "BatchIntegrator",
-    "GeometryError",
-    "IntegratedBlock",
-    "cached_batch_integrator",
-    "load_geometry",
-    "load_mask",
-    "pyFAI",
-]

@@ -49,6 +49,7 @@ from xrdmap.config import (
     load_phases,
     load_simulation,
 )
+from xrdmap.discovery import BEAMTIME_COMPLETE, SCAN_COMPLETE
 from xrdmap.phases import ReferenceLines, all_reference_lines
 from xrdmap.simulate import geometry, writers
 from xrdmap.simulate.frames import FrameSimulator, PointState
@@ -326,9 +327,7 @@ def simulate_beamtime(
         for s in samples:
             if s.get("h5"):
                 s["h5"].close()
-    (beamtime_dir / writers.BEAMTIME_COMPLETE).write_text(
-        f"{len(samples)} samples, {n_total} frames\n"
-    )
+    (beamtime_dir / BEAMTIME_COMPLETE).write_text(f"{len(samples)} samples, {n_total} frames\n")
     return SimulationResult(
         beamtime_dir, truth_dir, len(samples), n_total, time.perf_counter() - t0
     )
@@ -443,6 +442,6 @@ def _finish_sample(sample: dict) -> None:
         sample["h5"].close()
         sample["h5"] = None
     writers.write_json(sample["dir"] / "scan.json", sample["scan"])
-    (sample["dir"] / writers.SCAN_COMPLETE).write_text(
+    (sample["dir"] / SCAN_COMPLETE).write_text(
         f"{sample['scan']['n_points']} frames, end {sample['scan']['end_time']}\n"
     )

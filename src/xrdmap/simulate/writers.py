@@ -15,8 +15,6 @@ import numpy as np
 
 from xrdmap.config import InstrumentConfig
 
-SCAN_COMPLETE = "SCAN_COMPLETE"
-BEAMTIME_COMPLETE = "BEAMTIME_COMPLETE"
 #: Dectris writes frames bitshuffle + LZ4 compressed (HDF5 filter 32008).
 NEXUS_COMPRESSION = hdf5plugin.Bitshuffle(cname="lz4")
 

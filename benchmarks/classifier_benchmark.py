@@ -1,0 +1,92 @@
+"""The reference paper's experiment on a processed simulated beamtime.
+
+    python benchmarks/classifier_benchmark.py data/full.zarr data/full/truth --seeds 5
+
+For each seed: 139 points drawn at random and labeled from the ground truth, split
+81/29/29 (train/validation/test), the dense network trained, then every point not used
+for training scored against the ground truth, class by class. A scikit-learn
+logistic regression on the same features is measured beside it. Prints what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import zarr
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+
+from models.classifier import DenseClassifier
+from models.preprocess import pattern_features
+from xrdmap.classes import CLASS_NAMES
+from xrdmap.simulate.expert import draw_expert_labels, load_truth
+
+
+def load_patterns(store: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    root = zarr.open_group(store, mode="r")
+    samples = root.attrs["xrdmap"]["samples"]
+    patterns = np.concatenate([root[s]["patterns"][:] for s in samples])
+    points = np.concatenate([np.arange(root[s]["patterns"].shape[0]) for s in samples])
+    return samples, patterns, points
+
+
+def accuracy_per_class(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    return {c: float((truth[:, i] == pred[:, i]).mean()) for i, c in enumerate(CLASS_NAMES)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("store")
+    parser.add_argument("truth_dir")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--labels", type=int, default=139)
+    args = parser.parse_args()
+    samples, patterns, _ = load_patterns(args.store)
+    truth = load_truth(args.truth_dir, samples)[list(CLASS_NAMES)].to_numpy()
+    offsets = {}
+    start = 0
+    for s in samples:
+        n = zarr.open_group(args.store, mode="r")[s]["patterns"].shape[0]
+        offsets[s] = start
+        start += n
+    results = {"dense": [], "logistic": [], "predict_s": []}
+    for seed in range(args.seeds):
+        labels = draw_expert_labels(args.truth_dir, samples, args.labels, seed=seed)
+        idx = np.array(
+            [offsets[s] + p for s, p in zip(labels["sample"], labels["point"], strict=True)]
+        )
+        order = np.random.default_rng(seed).permutation(len(idx))
+        n_train, n_val = round(args.labels * 81 / 139), round(args.labels * 29 / 139)
+        train, val = idx[order[:n_train]], idx[order[n_train : n_train + n_val]]
+        y = labels[list(CLASS_NAMES)].to_numpy()
+        y_train, y_val = y[order[:n_train]], y[order[n_train : n_train + n_val]]
+        clf = DenseClassifier(seed=seed).fit(patterns[train], y_train, patterns[val], y_val)
+        t0 = time.perf_counter()
+        conf = clf.predict_proba(patterns)
+        results["predict_s"].append(time.perf_counter() - t0)
+        scored = np.setdiff1d(np.arange(len(patterns)), train)
+        scored = scored[~np.isnan(conf[scored]).any(axis=1)]
+        results["dense"].append(accuracy_per_class(truth[scored], conf[scored] >= 0.5))
+        lr = OneVsRestClassifier(LogisticRegression(max_iter=2000, class_weight="balanced"))
+        x = pattern_features(patterns)
+        present = y_train.any(axis=0) & ~y_train.all(axis=0)
+        pred = np.zeros((len(scored), len(CLASS_NAMES)), bool)
+        pred[:, ~present] = y_train[0, ~present]  # a class never or always seen: constant
+        lr.fit(x[train], y_train[:, present])
+        pred[:, present] = lr.predict(x[scored]) >= 0.5
+        results["logistic"].append(accuracy_per_class(truth[scored], pred))
+        rounded = {k: round(v, 4) for k, v in results["dense"][-1].items()}
+        print(f"seed {seed}: dense {json.dumps(rounded)}")
+    summary = {}
+    for model in ("dense", "logistic"):
+        per_class = {c: [r[c] for r in results[model]] for c in CLASS_NAMES}
+        summary[model] = {c: f"{np.mean(v):.4f} +- {np.std(v):.4f}" for c, v in per_class.items()}
+    summary["predict_seconds_all_points"] = f"{np.mean(results['predict_s']):.2f}"
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

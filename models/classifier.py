@@ -1,0 +1,86 @@
+"""A scikit-learn-style wrapper: fit on few labeled patterns, predict confidences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.preprocess import augment, pattern_features
+
+
+@dataclass
+class TrainingSettings:
+    hidden: tuple[int, ...] = (256, 128)
+    dropout: float = 0.2
+    l2: float = 1e-4
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    max_epochs: int = 400
+    patience: int = 40
+    augment_copies: int = 20
+    max_pos_weight: float = 10.0
+
+
+class DenseClassifier:
+    """Dense multi-label classifier of integrated patterns (Keras).
+
+    ``fit`` returns ``self``; fitted state lives in ``model_`` and ``history_``;
+    ``predict_proba`` gives (n, n_classes) confidences in 0..1.
+    """
+
+    def __init__(self, settings: TrainingSettings | None = None, *, seed: int = 0) -> None:
+        self.settings = settings or TrainingSettings()
+        self.seed = seed
+
+    def fit(
+        self,
+        patterns: np.ndarray,
+        labels: np.ndarray,
+        val_patterns: np.ndarray,
+        val_labels: np.ndarray,
+    ) -> DenseClassifier:
+        import keras
+
+        from models.network import BalancedBinaryCrossentropy, build_dense_classifier
+
+        s = self.settings
+        keras.utils.set_random_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        x, y = augment(pattern_features(patterns), labels, rng, copies=s.augment_copies)
+        x_val = pattern_features(val_patterns)
+        positives = labels.sum(axis=0)
+        pos_weight = np.clip(
+            (len(labels) - positives) / np.maximum(positives, 1), 1.0, s.max_pos_weight
+        )
+        model = build_dense_classifier(
+            x.shape[1], y.shape[1], hidden=s.hidden, dropout=s.dropout, l2=s.l2
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(s.learning_rate),
+            loss=BalancedBinaryCrossentropy(pos_weight.tolist()),
+        )
+        stop = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=s.patience, restore_best_weights=True
+        )
+        history = model.fit(
+            x,
+            y.astype(np.float32),
+            validation_data=(x_val, val_labels.astype(np.float32)),
+            epochs=s.max_epochs,
+            batch_size=s.batch_size,
+            callbacks=[stop],
+            shuffle=True,
+            verbose=0,
+        )
+        self.model_ = model
+        self.history_ = history.history
+        return self
+
+    def predict_proba(self, patterns: np.ndarray, *, batch_size: int = 16384) -> np.ndarray:
+        x = pattern_features(patterns)
+        out = np.full((len(x), self.model_.output_shape[-1]), np.nan, np.float32)
+        ok = ~np.isnan(x).any(axis=1)
+        if ok.any():
+            out[ok] = self.model_.predict(x[ok], batch_size=batch_size, verbose=0)
+        return out

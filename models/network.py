@@ -1,0 +1,49 @@
+"""The Keras dense (fully connected) multi-label network."""
+
+from __future__ import annotations
+
+import keras
+
+
+def build_dense_classifier(
+    n_inputs: int,
+    n_classes: int,
+    *,
+    hidden: tuple[int, ...] = (256, 128),
+    dropout: float = 0.2,
+    l2: float = 1e-4,
+) -> keras.Model:
+    """Pattern features -> one sigmoid confidence per class."""
+    inputs = keras.Input(shape=(n_inputs,), name="pattern")
+    x = inputs
+    for i, width in enumerate(hidden):
+        x = keras.layers.Dense(
+            width,
+            activation="relu",
+            kernel_regularizer=keras.regularizers.L2(l2),
+            name=f"dense_{i}",
+        )(x)
+        x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    outputs = keras.layers.Dense(n_classes, activation="sigmoid", name="confidence")(x)
+    return keras.Model(inputs, outputs, name="xrdmap_dense")
+
+
+@keras.saving.register_keras_serializable(package="xrdmap")
+class BalancedBinaryCrossentropy(keras.losses.Loss):
+    """Binary cross-entropy with per-class weights on positives (rare classes count)."""
+
+    def __init__(self, pos_weight: list[float], name: str = "balanced_bce", **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        self.pos_weight = [float(w) for w in pos_weight]
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        eps = keras.config.epsilon()
+        y_pred = ops.clip(y_pred, eps, 1 - eps)
+        w = ops.convert_to_tensor(self.pos_weight, dtype=y_pred.dtype)
+        y_true = ops.cast(y_true, y_pred.dtype)
+        loss = -(w * y_true * ops.log(y_pred) + (1 - y_true) * ops.log(1 - y_pred))
+        return ops.mean(loss, axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "pos_weight": self.pos_weight}

@@ -1,0 +1,73 @@
+"""The classifier's preprocessing, augmentation and Keras model (no Prefect)."""
+
+import numpy as np
+import pytest
+
+from models.preprocess import LOG_SCALE, augment, pattern_features
+from xrdmap.classes import CLASS_NAMES
+
+
+def test_features_keep_level_and_compress_spots():
+    patterns = np.array([[0.0, 10.0, 1000.0, np.nan], [-3.0, 40.0, 40.0, 40.0]])
+    x = pattern_features(patterns)
+    assert x.dtype == np.float32
+    assert x[0, 0] == 0 and x[1, 0] == 0  # negative intensities clip to zero
+    assert x[0, 2] == pytest.approx(np.log1p(1000) / LOG_SCALE)
+    assert np.isnan(x[0, 3])
+    assert x[1, 1] > x[0, 1]  # fluorescence level is kept
+
+
+def test_augment_keeps_labels_and_varies_patterns():
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 300)).astype(np.float32)
+    y = rng.integers(0, 2, (5, 9))
+    xa, ya = augment(x, y, rng, copies=4)
+    assert xa.shape == (25, 300) and ya.shape == (25, 9)
+    np.testing.assert_array_equal(xa[:5], x)  # originals first, unchanged
+    np.testing.assert_array_equal(ya[5:9], np.repeat(y[:1], 4, axis=0))
+    assert not np.allclose(xa[5], x[0])
+    assert np.abs(xa[5:] - np.repeat(x, 4, axis=0)).mean() < 0.5  # plausible variations
+    same = augment(x, y, rng, copies=0)
+    assert same[0] is x
+
+
+def _toy_patterns(rng, n):
+    """Two peaks on a background: class k present <=> peak k visible."""
+    tth = np.linspace(10, 40, 300)
+    y = rng.integers(0, 2, (n, len(CLASS_NAMES)))
+    y[:, 2:] = 0
+    base = 20 + rng.normal(0, 1, (n, 300))
+    peaks = [np.exp(-0.5 * ((tth - c) / 0.3) ** 2) for c in (17.0, 28.4)]
+    patterns = base + 200 * y[:, :1] * peaks[0] + 200 * y[:, 1:2] * peaks[1]
+    return patterns, y
+
+
+@pytest.mark.slow
+def test_dense_classifier_learns_and_is_reproducible():
+    from models.classifier import DenseClassifier, TrainingSettings
+
+    rng = np.random.default_rng(1)
+    x, y = _toy_patterns(rng, 120)
+    settings = TrainingSettings(max_epochs=40, patience=10, augment_copies=2)
+    a = DenseClassifier(settings, seed=3).fit(x[:80], y[:80], x[80:100], y[80:100])
+    b = DenseClassifier(settings, seed=3).fit(x[:80], y[:80], x[80:100], y[80:100])
+    conf = a.predict_proba(x[100:])
+    assert conf.shape == (20, len(CLASS_NAMES)) and ((conf >= 0) & (conf <= 1)).all()
+    assert ((conf[:, :2] >= 0.5) == y[100:, :2]).mean() >= 0.95
+    np.testing.assert_allclose(conf, b.predict_proba(x[100:]), atol=1e-5)  # seeded
+    with_nan = x[100:102].copy()
+    with_nan[0, 5] = np.nan
+    out = a.predict_proba(with_nan)
+    assert np.isnan(out[0]).all() and not np.isnan(out[1]).any()
+
+
+def test_expert_labels_from_truth(tiny_beamtime):
+    from xrdmap.simulate.expert import draw_expert_labels
+
+    samples = ["A_urban", "B_marine"]
+    a = draw_expert_labels(tiny_beamtime.truth_dir, samples, 30, seed=5)
+    b = draw_expert_labels(tiny_beamtime.truth_dir, samples, 30, seed=5)
+    assert len(a) == 30 and list(a.columns[:2]) == ["sample", "point"]
+    assert set(CLASS_NAMES) <= set(a.columns) and (a["source"] == "simulated ground truth").all()
+    assert a[["sample", "point"]].equals(b[["sample", "point"]])
+    assert not a.duplicated(["sample", "point"]).any()

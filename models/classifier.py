@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from models.preprocess import augment, pattern_features
-
-
-@dataclass
-class TrainingSettings:
-    hidden: tuple[int, ...] = (256, 128)
-    dropout: float = 0.2
-    l2: float = 1e-4
-    learning_rate: float = 1e-3
-    batch_size: int = 32
-    max_epochs: int = 400
-    patience: int = 40
-    augment_copies: int = 20
-    max_pos_weight: float = 10.0
+from xrdmap.config import TrainConfig, load_train
 
 
 class DenseClassifier:
@@ -29,8 +15,8 @@ class DenseClassifier:
     ``predict_proba`` gives (n, n_classes) confidences in 0..1.
     """
 
-    def __init__(self, settings: TrainingSettings | None = None, *, seed: int = 0) -> None:
-        self.settings = settings or TrainingSettings()
+    def __init__(self, settings: TrainConfig | None = None, *, seed: int = 0) -> None:
+        self.settings = settings or load_train()
         self.seed = seed
 
     def fit(

@@ -44,11 +44,14 @@ def _toy_patterns(rng, n):
 
 @pytest.mark.slow
 def test_dense_classifier_learns_and_is_reproducible():
-    from models.classifier import DenseClassifier, TrainingSettings
+    from models.classifier import DenseClassifier
+    from xrdmap.config import load_train
 
     rng = np.random.default_rng(1)
     x, y = _toy_patterns(rng, 120)
-    settings = TrainingSettings(max_epochs=40, patience=10, augment_copies=2)
+    settings = load_train().model_copy(
+        update={"max_epochs": 40, "patience": 10, "augment_copies": 2}
+    )
     a = DenseClassifier(settings, seed=3).fit(x[:80], y[:80], x[80:100], y[80:100])
     b = DenseClassifier(settings, seed=3).fit(x[:80], y[:80], x[80:100], y[80:100])
     conf = a.predict_proba(x[100:])

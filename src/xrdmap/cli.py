@@ -78,6 +78,60 @@ def _cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_sample_sizes(store: str) -> dict[str, int]:
+    import zarr
+
+    from xrdmap.store import StoreError
+
+    try:
+        root = zarr.open_group(store, mode="r")
+        samples = root.attrs["xrdmap"]["samples"]
+    except (FileNotFoundError, KeyError):
+        raise StoreError(f"{store}: not a store written by `xrdmap process`") from None
+    return {s: root[s]["patterns"].shape[0] for s in samples}
+
+
+def _cmd_draw_labels(args: argparse.Namespace) -> int:
+    from xrdmap.simulate.expert import draw_expert_labels
+
+    sizes = _store_sample_sizes(str(args.store))
+    labels = draw_expert_labels(args.truth_dir, list(sizes), args.n, seed=args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    labels.to_csv(args.out, index=False)
+    print(f"Wrote {len(labels)} labels drawn from {args.truth_dir} to {args.out}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from xrdmap.config import load_train
+    from xrdmap.labels import read_labels_csv
+
+    cfg = load_train((args.conf or CONF_DIR) / "train.yaml")
+    updates = {
+        k: v for k, v in (("registry_dir", args.registry), ("seed", args.seed)) if v is not None
+    }
+    cfg = cfg.model_copy(update=updates)
+    store = str(args.store)
+    labels = read_labels_csv(args.labels, _store_sample_sizes(store))
+    from models.train import train_version
+
+    version, card = train_version(store, labels, cfg)
+    split = card["split"]
+    print(
+        f"Trained model {version} in {cfg.registry_dir} on {len(split['train'])} labels "
+        f"(validation {len(split['validation'])}, test {len(split['test'])}; "
+        f"{card['epochs_trained']} epochs)."
+    )
+    if card["test_metrics"]:
+        print(f"{'class':18} {'accuracy':>9} {'precision':>9} {'recall':>9} {'F1':>6}")
+        for name, m in card["test_metrics"].items():
+            print(
+                f"{name:18} {m['accuracy']:9.3f} {m['precision']:9.3f} "
+                f"{m['recall']:9.3f} {m['f1']:6.3f}"
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xrdmap",
@@ -138,6 +192,37 @@ def build_parser() -> argparse.ArgumentParser:
     proc.add_argument("--verbose", action="store_true", help="show Prefect's logs")
     proc.add_argument("--quiet", action="store_true", help="no progress bar")
     proc.set_defaults(func=_cmd_process)
+
+    draw = sub.add_parser(
+        "draw-labels",
+        help="(development) label N random points from a simulated beamtime's ground truth",
+        description=(
+            "Draw N points at random over the store's samples and label them from the "
+            "simulator's ground truth, as an expert would; writes a labels CSV marked "
+            "'simulated ground truth'."
+        ),
+    )
+    draw.add_argument("truth_dir", type=Path, metavar="TRUTH_DIR")
+    draw.add_argument("--store", type=Path, required=True)
+    draw.add_argument("--n", type=int, default=139, help="number of points (default 139)")
+    draw.add_argument("--seed", type=int, default=0)
+    draw.add_argument("--out", type=Path, required=True, help="labels CSV to write")
+    draw.set_defaults(func=_cmd_draw_labels)
+
+    train = sub.add_parser(
+        "train",
+        help="train a new classifier version from labeled points of a store",
+        description=(
+            "Split the labels (default 81/29/29 of 139, like the reference paper), train "
+            "the dense network with early stopping on the validation split, score the "
+            "test split, and write a new version (.keras + model card) to the registry."
+        ),
+    )
+    train.add_argument("store", type=Path, metavar="STORE")
+    train.add_argument("--labels", type=Path, required=True, help="labels CSV (see README)")
+    train.add_argument("--registry", default=None, help="model registry folder")
+    train.add_argument("--seed", type=int, default=None)
+    train.set_defaults(func=_cmd_train)
     return parser
 
 
@@ -146,12 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from xrdmap.discovery import BeamtimeError
     from xrdmap.integrate import GeometryError
+    from xrdmap.labels import LabelsError
     from xrdmap.simulate.beamtime import SimulationError
     from xrdmap.store import StoreError
 
+    known = (ConfigError, SimulationError, BeamtimeError, GeometryError, StoreError, LabelsError)
     try:
         return args.func(args)
-    except (ConfigError, SimulationError, BeamtimeError, GeometryError, StoreError) as exc:
+    except known as exc:
         print(f"xrdmap {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -228,6 +228,25 @@ class ProcessConfig(_Model):
         return self
 
 
+class TrainConfig(_Model):
+    """Training of the dense classifier and where its versions go."""
+
+    registry_dir: str
+    split: tuple[
+        Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)], Annotated[int, Field(ge=0)]
+    ]
+    seed: int = 0
+    hidden: tuple[Annotated[int, Field(gt=0)], ...] = (256, 128)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    l2: float = Field(1e-4, ge=0)
+    learning_rate: Positive = 1e-3
+    batch_size: int = Field(32, gt=0)
+    max_epochs: int = Field(400, gt=0)
+    patience: int = Field(40, gt=0)
+    augment_copies: int = Field(20, ge=0)
+    max_pos_weight: float = Field(10.0, ge=1)
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -273,3 +292,7 @@ def load_simulation(path: str | Path | None = None) -> SimulationConfig:
 
 def load_process(path: str | Path | None = None) -> ProcessConfig:
     return load_yaml_model(path or CONF_DIR / "process.yaml", ProcessConfig)
+
+
+def load_train(path: str | Path | None = None) -> TrainConfig:
+    return load_yaml_model(path or CONF_DIR / "train.yaml", TrainConfig)

@@ -4,17 +4,15 @@ any chunk is processed."""
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
-from importlib import metadata
 
 import numpy as np
 
-from xrdmap import __version__
 from xrdmap.config import ProcessConfig
 from xrdmap.discovery import Beamtime, discover_beamtime
 from xrdmap.ingest import ChunkInput, chunk_inputs
 from xrdmap.integrate import BatchIntegrator, file_sha256, load_geometry, load_mask
+from xrdmap.provenance import software_versions
 from xrdmap.store import (
     ChunkRegion,
     check_compatible,
@@ -22,18 +20,6 @@ from xrdmap.store import (
     done_chunks,
     open_or_create,
     settings_digest,
-)
-
-PROVENANCE_PACKAGES = (
-    "pyFAI",
-    "fabio",
-    "zarr",
-    "numcodecs",
-    "numpy",
-    "scipy",
-    "h5py",
-    "hdf5plugin",
-    "pydantic",
 )
 
 
@@ -52,16 +38,6 @@ class Plan:
     @property
     def n_frames(self) -> int:
         return sum(r.n_frames for r in self.regions)
-
-
-def software_versions() -> dict[str, str]:
-    versions = {"xrdmap": __version__, "python": platform.python_version()}
-    for name in PROVENANCE_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,104 @@
+"""Train a model version from a store's patterns and a labels table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import zarr
+from sklearn.metrics import precision_recall_fscore_support
+
+from models.classifier import DenseClassifier
+from models.preprocess import LOG_SCALE
+from models.registry import save_version
+from xrdmap.classes import CLASS_NAMES
+from xrdmap.config import TrainConfig
+from xrdmap.labels import LabelsError, labels_sha256
+from xrdmap.provenance import software_versions
+
+TRAINING_PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "numpy", "scikit-learn", "zarr")
+PREPROCESSING = (
+    f"features = log1p(max(intensity, 0)) / {LOG_SCALE} over all 2theta bins of the store; "
+    "no background subtraction; quarantined (NaN) patterns are not used"
+)
+
+
+def labeled_patterns(store: str, labels: pd.DataFrame) -> np.ndarray:
+    """(n_labels, nbins) patterns of the labeled points; quarantined points refused."""
+    root = zarr.open_group(store, mode="r")
+    out = []
+    for sample, rows in labels.groupby("sample", sort=False):
+        patterns = root[sample]["patterns"]
+        status = root[sample]["status"]
+        points = rows["point"].to_numpy()
+        bad = points[status.get_orthogonal_selection(points) != 0]
+        if bad.size:
+            raise LabelsError(f"{sample}: point(s) {bad.tolist()} have no valid pattern")
+        out.append(pd.DataFrame(patterns.get_orthogonal_selection((points, slice(None))),
+                                index=rows.index))  # fmt: skip
+    return pd.concat(out).loc[labels.index].to_numpy(dtype=np.float32)
+
+
+def split_indices(n: int, proportions: tuple[int, int, int], seed: int):
+    """Random train / validation / test indices in the given proportions (e.g. 81/29/29)."""
+    order = np.random.default_rng(seed).permutation(n)
+    total = sum(proportions)
+    n_train = round(n * proportions[0] / total)
+    n_val = max(1, round(n * proportions[1] / total))
+    return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
+
+
+def class_metrics(truth: np.ndarray, confidence: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per-class accuracy, precision, recall, F1 and confusion counts at 0.5."""
+    pred = confidence >= 0.5
+    out = {}
+    for i, name in enumerate(CLASS_NAMES):
+        t, p = truth[:, i].astype(bool), pred[:, i]
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            t, p, average="binary", zero_division=0
+        )
+        out[name] = {
+            "accuracy": float((t == p).mean()),
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "tp": int((t & p).sum()),
+            "fp": int((~t & p).sum()),
+            "fn": int((t & ~p).sum()),
+            "tn": int((~t & ~p).sum()),
+        }
+    return out
+
+
+def train_version(store: str, labels: pd.DataFrame, cfg: TrainConfig) -> tuple[str, dict]:
+    """Fit on the labels' train split, score its test split, write a registry version."""
+    patterns = labeled_patterns(store, labels)
+    y = labels[list(CLASS_NAMES)].to_numpy(dtype=np.uint8)
+    train, val, test = split_indices(len(labels), cfg.split, cfg.seed)
+    clf = DenseClassifier(cfg, seed=cfg.seed).fit(patterns[train], y[train], patterns[val], y[val])
+    metrics = class_metrics(y[test], clf.predict_proba(patterns[test])) if len(test) else {}
+    keys = labels[["sample", "point"]]
+    card = {
+        "classes": list(CLASS_NAMES),
+        "preprocessing": PREPROCESSING,
+        "n_inputs": int(patterns.shape[1]),
+        "labels": {
+            "count": len(labels),
+            "sha256": labels_sha256(labels),
+            "sources": sorted(labels["source"].unique().tolist()),
+            "labelers": sorted(labels["labeler"].unique().tolist()),
+        },
+        "split": {
+            name: keys.iloc[idx].to_dict(orient="records")
+            for name, idx in (("train", train), ("validation", val), ("test", test))
+        },
+        "epochs_trained": len(clf.history_["loss"]),
+        "test_metrics": metrics,
+        "settings": cfg.model_dump(),
+        "store": store,
+        "store_settings_sha256": zarr.open_group(store, mode="r").attrs["xrdmap"][
+            "settings_sha256"
+        ],
+        "software": software_versions(TRAINING_PACKAGES),
+    }
+    version = save_version(cfg.registry_dir, clf.model_, card)
+    return version, card

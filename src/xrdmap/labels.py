@@ -1,0 +1,88 @@
+"""Expert labels: the CSV import format, checked before anything uses it.
+
+One row per labeled point, with the header (split here over two lines)::
+
+    sample,point,Fe3O4,alpha-FeOOH,gamma-FeOOH,Fe(BCC),Fe(FCC),Fe3C,
+        resin only,Fe without peaks,Other,labeler,time,source
+    S03,1234,0,1,1,0,0,0,0,0,0,jdoe,2026-11-25T10:00:00+00:00,expert
+
+``point`` is the point index in the sample's scan (``points.csv``); class columns hold
+0 (absent) or 1 (present); ``labeler``, ``time`` and ``source`` are optional (filled as
+"unknown", the import time and "csv import").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from xrdmap.classes import CLASS_NAMES
+
+PROVENANCE_COLUMNS = ("labeler", "time", "source")
+
+
+class LabelsError(ValueError):
+    """A labels file that cannot be used; the message names the file, line and field."""
+
+
+def read_labels_csv(path: str | Path, sample_sizes: dict[str, int]) -> pd.DataFrame:
+    """Read and check a labels CSV against the samples (name -> number of points)."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype={"sample": str})
+    except FileNotFoundError:
+        raise LabelsError(f"{path}: missing") from None
+    except (OSError, ValueError) as exc:
+        raise LabelsError(f"{path}: not a readable CSV table: {exc}") from None
+    absent = [c for c in ("sample", "point", *CLASS_NAMES) if c not in table.columns]
+    if absent:
+        raise LabelsError(f"{path}: column(s) {', '.join(absent)} missing")
+    unknown = [c for c in table.columns if c not in ("sample", "point", *CLASS_NAMES,
+                                                      *PROVENANCE_COLUMNS)]  # fmt: skip
+    if unknown:
+        raise LabelsError(f"{path}: unknown column(s) {', '.join(unknown)}")
+    if table.empty:
+        raise LabelsError(f"{path}: no labels")
+    for i, row in enumerate(table.itertuples(index=False), start=2):
+        sample, point = row[0], row[1]
+        if sample not in sample_sizes:
+            raise LabelsError(f"{path}: line {i}: sample: unknown sample {sample!r}")
+        try:
+            p = int(point)
+        except (TypeError, ValueError):
+            raise LabelsError(f"{path}: line {i}: point: {point!r} is not an integer") from None
+        if p != point or not 0 <= p < sample_sizes[sample]:
+            raise LabelsError(
+                f"{path}: line {i}: point: {point!r} not in 0..{sample_sizes[sample] - 1}"
+            )
+    for c in CLASS_NAMES:
+        bad = ~table[c].isin([0, 1])
+        if bad.any():
+            line = int(bad.to_numpy().nonzero()[0][0]) + 2
+            value = table[c].iloc[line - 2]
+            raise LabelsError(f"{path}: line {line}: {c}: {value} is not 0/1")
+    table["point"] = table["point"].astype(int)
+    table[list(CLASS_NAMES)] = table[list(CLASS_NAMES)].astype("uint8")
+    dup = table.duplicated(["sample", "point"], keep=False)
+    if dup.any():
+        groups = table[dup].groupby(["sample", "point"])[list(CLASS_NAMES)].nunique()
+        conflict = groups[(groups > 1).any(axis=1)]
+        if not conflict.empty:
+            s, p = conflict.index[0]
+            raise LabelsError(f"{path}: point {p} of {s} is labeled twice with different answers")
+        table = table.drop_duplicates(["sample", "point"])
+    defaults = {"labeler": "unknown", "time": datetime.now(UTC).isoformat(), "source": "csv import"}
+    for col, value in defaults.items():
+        if col not in table.columns:
+            table[col] = value
+        table[col] = table[col].fillna(value).astype(str)
+    return table.reset_index(drop=True)
+
+
+def labels_sha256(table: pd.DataFrame) -> str:
+    """A hash of the labels' content (sample, point, classes), independent of row order."""
+    core = table[["sample", "point", *CLASS_NAMES]].sort_values(["sample", "point"])
+    return hashlib.sha256(core.to_csv(index=False).encode()).hexdigest()

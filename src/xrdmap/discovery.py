@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from xrdmap.tables import read_csv_table
+
 #: PILATUS3 counter overflow value, when beamtime.json does not say.
 DEFAULT_COUNT_CUTOFF = 1_048_575
 #: Marker files a beamline writes last: one per sample, one per beamtime.
@@ -116,15 +118,7 @@ def inside(root: Path, candidate: Path, *, what: str) -> Path:
 
 
 def _read_points(path: Path, grid: tuple[int, int]) -> pd.DataFrame:
-    try:
-        points = pd.read_csv(path, dtype={"file": str})
-    except FileNotFoundError:
-        raise BeamtimeError(f"{path}: missing") from None
-    except (OSError, ValueError) as exc:
-        raise BeamtimeError(f"{path}: not a readable CSV table: {exc}") from None
-    absent = [c for c in POINTS_COLUMNS if c not in points.columns]
-    if absent:
-        raise BeamtimeError(f"{path}: column(s) {', '.join(absent)} missing")
+    points = read_csv_table(path, POINTS_COLUMNS, dtype={"file": str}, error=BeamtimeError)
     n = grid[0] * grid[1]
     if len(points) != n:
         raise BeamtimeError(f"{path}: {len(points)} points, scan.json grid says {n}")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from xrdmap.classes import CLASS_NAMES
+from xrdmap.tables import read_csv_table
 
 PROVENANCE_COLUMNS = ("labeler", "time", "source")
 
@@ -31,15 +32,8 @@ class LabelsError(ValueError):
 def read_labels_csv(path: str | Path, sample_sizes: dict[str, int]) -> pd.DataFrame:
     """Read and check a labels CSV against the samples (name -> number of points)."""
     path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype={"sample": str})
-    except FileNotFoundError:
-        raise LabelsError(f"{path}: missing") from None
-    except (OSError, ValueError) as exc:
-        raise LabelsError(f"{path}: not a readable CSV table: {exc}") from None
-    absent = [c for c in ("sample", "point", *CLASS_NAMES) if c not in table.columns]
-    if absent:
-        raise LabelsError(f"{path}: column(s) {', '.join(absent)} missing")
+    required = ("sample", "point", *CLASS_NAMES)
+    table = read_csv_table(path, required, dtype={"sample": str}, error=LabelsError)
     unknown = [c for c in table.columns if c not in ("sample", "point", *CLASS_NAMES,
                                                       *PROVENANCE_COLUMNS)]  # fmt: skip
     if unknown:

@@ -21,6 +21,7 @@ def quiet_defaults(*, console_level: str = "INFO") -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", console_level)
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # read by spawned workers
+    os.environ.setdefault("SILX_OPENCL", "0")  # no OpenCL device here: pyFAI uses Cython
     logging.getLogger("distributed").setLevel(logging.WARNING)
     logging.getLogger("silx.opencl.common").setLevel(logging.ERROR)  # no GPU: not news
 

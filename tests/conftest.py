@@ -3,6 +3,8 @@ written to disk by the real simulator."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,33 @@ def tiny_beamtime(tmp_path_factory, tiny_sim_config):
     return simulate_beamtime(
         out, preset="tiny", seed=7, fmt="cbf", workers=2, progress=False, sim=tiny_sim_config
     )
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """Prefect's test harness, its address exported so Dask workers report to it."""
+    from flows.runtime import quiet_defaults
+
+    quiet_defaults(console_level="WARNING")
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()
+        yield PREFECT_API_URL.value()
+        os.environ.pop("PREFECT_API_URL")
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_beamtime, tmp_path_factory):
+    """The tiny beamtime processed by the core functions (no Prefect needed)."""
+    from xrdmap.config import load_process
+    from xrdmap.ingest import process_chunk
+    from xrdmap.plan import plan_beamtime
+
+    store = str(tmp_path_factory.mktemp("train") / "tiny.zarr")
+    cfg = load_process()
+    plan = plan_beamtime(str(tiny_beamtime.beamtime_dir), store, cfg)
+    for chunk in plan.todo:
+        process_chunk(store, chunk, cfg)
+    return store

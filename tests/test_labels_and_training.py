@@ -58,21 +58,6 @@ def test_missing_and_unknown_columns(tmp_path):
         read_labels_csv(tmp_path / "empty.csv", SIZES)
 
 
-@pytest.fixture(scope="module")
-def tiny_store(tiny_beamtime, tmp_path_factory):
-    """The tiny beamtime processed by the core functions (no Prefect needed)."""
-    from xrdmap.config import load_process
-    from xrdmap.ingest import process_chunk
-    from xrdmap.plan import plan_beamtime
-
-    store = str(tmp_path_factory.mktemp("train") / "tiny.zarr")
-    cfg = load_process()
-    plan = plan_beamtime(str(tiny_beamtime.beamtime_dir), store, cfg)
-    for chunk in plan.todo:
-        process_chunk(store, chunk, cfg)
-    return store
-
-
 @pytest.mark.slow
 def test_train_cli_writes_a_version(tiny_beamtime, tiny_store, tmp_path):
     from test_cli import xrdmap

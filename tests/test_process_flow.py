@@ -18,21 +18,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def prefect_server():
-    """Prefect's test harness, its address exported so Dask workers report to it."""
-    from flows.runtime import quiet_defaults
-
-    quiet_defaults(console_level="WARNING")
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness():
-        os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()
-        yield PREFECT_API_URL.value()
-        os.environ.pop("PREFECT_API_URL")
-
-
-@pytest.fixture(scope="module")
 def small_cfg():
     cfg = load_process()
     return cfg.model_copy(

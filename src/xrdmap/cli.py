@@ -132,6 +132,81 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry(args: argparse.Namespace) -> str:
+    from xrdmap.config import load_train
+
+    return args.registry or load_train((args.conf or CONF_DIR) / "train.yaml").registry_dir
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from xrdmap.config import load_process
+
+    store = str(args.store)
+    _store_sample_sizes(store)
+    registry = _registry(args)
+    from models.registry import latest_version, load_version
+
+    version = args.model or latest_version(registry)
+    load_version(registry, version)  # a missing or corrupt version stops here
+    dask = load_process((args.conf or CONF_DIR) / "process.yaml").dask
+
+    from flows.runtime import prefect_api, quiet_defaults
+
+    console_level = "INFO" if args.verbose else "WARNING"
+    quiet_defaults(console_level=console_level)
+    from flows.predict import run_predict_store
+
+    with prefect_api(console_level=console_level):
+        summary = run_predict_store(
+            store, registry, dask, version=version, maps_dir=str(args.maps) if args.maps else None
+        )
+    print(
+        f"Predicted {summary.n_points} patterns with model {summary.version} in "
+        f"{summary.seconds:.1f} s (model calls {summary.model_seconds:.2f} s); "
+        f"confidences in {store}/<sample>/confidence/{summary.version}."
+    )
+    print("Maps:")
+    for path in summary.maps:
+        print(f"  {path}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+    import zarr
+
+    from xrdmap.classes import CLASS_NAMES
+    from xrdmap.labels import read_labels_csv
+    from xrdmap.store import StoreError
+
+    store = str(args.store)
+    labels = read_labels_csv(args.labels, _store_sample_sizes(store))
+    root = zarr.open_group(store, mode="r")
+    version = args.model
+    if version is None:
+        first = root[labels["sample"].iloc[0]]
+        version = first["confidence"].attrs.get("latest") if "confidence" in first else None
+    if version is None:
+        raise StoreError(f"{store}: no predictions yet (run xrdmap predict)")
+    conf = []
+    for sample, point in zip(labels["sample"], labels["point"], strict=True):
+        group = root[sample]
+        if "confidence" not in group or version not in group["confidence"]:
+            raise StoreError(f"{store}: no confidences of model {version} (run xrdmap predict)")
+        conf.append(group["confidence"][version][point])
+    from models.train import class_metrics
+
+    metrics = class_metrics(labels[list(CLASS_NAMES)].to_numpy(), np.array(conf))
+    print(f"Model {version} on {len(labels)} labeled points of {args.labels}:")
+    print(f"{'class':18} {'accuracy':>9} {'precision':>9} {'recall':>9} {'F1':>6}   TP  FP  FN  TN")
+    for name, m in metrics.items():
+        print(
+            f"{name:18} {m['accuracy']:9.3f} {m['precision']:9.3f} {m['recall']:9.3f} "
+            f"{m['f1']:6.3f} {m['tp']:4d}{m['fp']:4d}{m['fn']:4d}{m['tn']:4d}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xrdmap",
@@ -223,19 +298,54 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--registry", default=None, help="model registry folder")
     train.add_argument("--seed", type=int, default=None)
     train.set_defaults(func=_cmd_train)
+
+    pred = sub.add_parser(
+        "predict",
+        help="classify every pattern of a store with a model version, then draw the maps",
+        description=(
+            "A Prefect flow over Dask-parallel chunks writes <sample>/confidence/<version> "
+            "(n, 9) for every sample (earlier versions stay), then per-class confidence "
+            "maps, phase maps of the corrosion products and an overview as PNG and as "
+            "Prefect artifacts."
+        ),
+    )
+    pred.add_argument("store", type=Path, metavar="STORE")
+    pred.add_argument("--model", default=None, help="model version (default: the latest)")
+    pred.add_argument("--registry", default=None, help="model registry folder")
+    pred.add_argument("--maps", type=Path, default=None, help="folder for the PNG maps")
+    pred.add_argument("--verbose", action="store_true", help="show Prefect's logs")
+    pred.set_defaults(func=_cmd_predict)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="per-class accuracy, precision, recall, F1 of stored predictions against labels",
+    )
+    ev.add_argument("store", type=Path, metavar="STORE")
+    ev.add_argument("--labels", type=Path, required=True, help="labels CSV")
+    ev.add_argument("--model", default=None, help="model version (default: the latest)")
+    ev.set_defaults(func=_cmd_evaluate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from models.registry import RegistryError
     from xrdmap.discovery import BeamtimeError
     from xrdmap.integrate import GeometryError
     from xrdmap.labels import LabelsError
     from xrdmap.simulate.beamtime import SimulationError
     from xrdmap.store import StoreError
 
-    known = (ConfigError, SimulationError, BeamtimeError, GeometryError, StoreError, LabelsError)
+    known = (
+        ConfigError,
+        SimulationError,
+        BeamtimeError,
+        GeometryError,
+        StoreError,
+        LabelsError,
+        RegistryError,
+    )
     try:
         return args.func(args)
     except known as exc:

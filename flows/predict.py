@@ -1,0 +1,67 @@
+"""The ``predict-store`` flow: confidences of every pattern, then the maps."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from prefect import flow, get_run_logger
+from prefect.futures import wait
+
+from flows.process_beamtime import dask_task_runner
+from models.predict import mark_latest, prepare_confidence
+from models.registry import latest_version, load_version
+from tasks.predict import draw_maps, predict_chunk
+from xrdmap.config import DaskConfig
+
+#: Points per prediction task: whole chunks of the confidence array, few tasks.
+PREDICT_CHUNK = 8000
+
+
+@dataclass
+class PredictSummary:
+    store: str
+    version: str
+    n_points: int
+    model_seconds: float
+    seconds: float
+    maps: list[str]
+
+
+@flow(name="predict-store")
+def predict_store(
+    store: str, registry: str, version: str | None = None, maps_dir: str | None = None
+) -> PredictSummary:
+    """Write ``<sample>/confidence/<version>`` for every sample, then draw the maps."""
+    t0 = time.perf_counter()
+    version = version or latest_version(registry)
+    _, card = load_version(registry, version)
+    regions = prepare_confidence(store, version, card, chunk=PREDICT_CHUNK)
+    futures = [predict_chunk.submit(store, r, registry, version) for r in regions]
+    wait(futures)
+    reports = [f.result() for f in futures]
+    mark_latest(store, version)
+    samples = list(dict.fromkeys(r.sample for r in regions))
+    maps = draw_maps(store, samples, version, maps_dir or f"{store.rstrip('/')}-maps/{version}")
+    summary = PredictSummary(
+        store=store,
+        version=version,
+        n_points=sum(r.n_points for r in reports),
+        model_seconds=sum(r.model_seconds for r in reports),
+        seconds=time.perf_counter() - t0,
+        maps=maps,
+    )
+    get_run_logger().info(
+        "%d patterns predicted with %s (model calls %.2f s)",
+        summary.n_points,
+        version,
+        summary.model_seconds,
+    )
+    return summary
+
+
+def run_predict_store(
+    store: str, registry: str, dask: DaskConfig, *, version: str | None, maps_dir: str | None
+) -> PredictSummary:
+    runner = dask_task_runner(dask)
+    return predict_store.with_options(task_runner=runner)(store, registry, version, maps_dir)

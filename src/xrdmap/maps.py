@@ -1,0 +1,125 @@
+"""Confidence maps and phase maps of a store's predictions, as PNG files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import zarr
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from xrdmap.classes import CLASS_NAMES
+
+#: One colour per combination of corrosion products present (confidence >= 0.5).
+COMBINATION_COLOURS = {
+    (): "#1a1a1a",
+    ("alpha-FeOOH",): "#f28e2b",
+    ("gamma-FeOOH",): "#59a14f",
+    ("Fe3O4",): "#4e79a7",
+    ("alpha-FeOOH", "gamma-FeOOH"): "#edc948",
+    ("alpha-FeOOH", "Fe3O4"): "#b07aa1",
+    ("gamma-FeOOH", "Fe3O4"): "#76b7b2",
+    ("alpha-FeOOH", "gamma-FeOOH", "Fe3O4"): "#e15759",
+}
+QUARANTINED_COLOUR = "#9e9e9e"
+THRESHOLD = 0.5
+
+
+def _grid(root: zarr.Group, sample: str) -> tuple[tuple[int, int], tuple[float, ...]]:
+    rows, cols = root[sample].attrs["grid_shape"]
+    pos = root[sample]["positions"][:]
+    sx = (pos[:, 0].max() - pos[:, 0].min()) / max(cols - 1, 1)
+    sy = (pos[:, 1].max() - pos[:, 1].min()) / max(rows - 1, 1)
+    extent = (pos[:, 0].min() - sx / 2, pos[:, 0].max() + sx / 2,
+              pos[:, 1].max() + sy / 2, pos[:, 1].min() - sy / 2)  # fmt: skip
+    return (rows, cols), extent
+
+
+def phase_rgb(confidence: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(rows, cols, 3) image, one colour per combination of products present."""
+    present = {
+        name: confidence[:, CLASS_NAMES.index(name)] >= THRESHOLD
+        for name in ("alpha-FeOOH", "gamma-FeOOH", "Fe3O4")
+    }
+    rgb = np.zeros((confidence.shape[0], 3))
+    for combo, colour in COMBINATION_COLOURS.items():
+        sel = np.ones(confidence.shape[0], bool)
+        for name, mask in present.items():
+            sel &= mask if name in combo else ~mask
+        rgb[sel] = to_rgb(colour)
+    rgb[np.isnan(confidence).any(axis=1)] = to_rgb(QUARANTINED_COLOUR)
+    return rgb.reshape(*grid, 3)
+
+
+def _legend(ax) -> None:
+    handles = [
+        Patch(color=c, label=" + ".join(combo) if combo else "none of them")
+        for combo, c in COMBINATION_COLOURS.items()
+    ]
+    handles.append(Patch(color=QUARANTINED_COLOUR, label="quarantined point"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8,
+              title=f"confidence >= {THRESHOLD}", title_fontsize=8)  # fmt: skip
+
+
+def write_sample_maps(store: str, sample: str, version: str, out_dir: Path) -> list[Path]:
+    """``<sample>_confidence.png`` (one map per class) and ``<sample>_phases.png``."""
+    root = zarr.open_group(store, mode="r")
+    conf = root[sample]["confidence"][version][:]
+    grid, extent = _grid(root, sample)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    width = extent[1] - extent[0]
+    height = extent[2] - extent[3]
+    panel_h = 3.2
+    panel_w = max(1.6, panel_h * width / height) + 1.2
+    fig = Figure(figsize=(panel_w * len(CLASS_NAMES), panel_h + 1.2), layout="constrained")
+    axes = fig.subplots(1, len(CLASS_NAMES))
+    for ax, (i, name) in zip(axes, enumerate(CLASS_NAMES), strict=True):
+        image = ax.imshow(conf[:, i].reshape(grid), cmap="cividis", vmin=0, vmax=1,
+                          extent=extent, interpolation="nearest")  # fmt: skip
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("x (um)")
+        if i == 0:
+            ax.set_ylabel("y (um, towards the steel)")
+        fig.colorbar(image, ax=ax, shrink=0.8, label="confidence")
+    fig.suptitle(f"{sample}: confidence per class (model {version})")
+    conf_png = out_dir / f"{sample}_confidence.png"
+    fig.savefig(conf_png, dpi=110)
+
+    fig = Figure(figsize=(max(3.0, 5 * width / height) + 2.5, 5.5), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(phase_rgb(conf, grid), extent=extent, interpolation="nearest")
+    ax.set_xlabel("x (um)")
+    ax.set_ylabel("y (um, towards the steel)")
+    ax.set_title(f"{sample}: corrosion products (model {version})", fontsize=10)
+    _legend(ax)
+    phase_png = out_dir / f"{sample}_phases.png"
+    fig.savefig(phase_png, dpi=110)
+    return [conf_png, phase_png]
+
+
+def write_overview(store: str, version: str, out_dir: Path) -> Path:
+    """The phase maps of every sample side by side, same vertical scale (um)."""
+    root = zarr.open_group(store, mode="r")
+    samples = root.attrs["xrdmap"]["samples"]
+    grids = {s: _grid(root, s) for s in samples}
+    widths = [g[1][1] - g[1][0] for g in grids.values()]
+    fig = Figure(figsize=(min(3 + 1.6 * len(samples), 30), 6), layout="constrained")
+    axes = fig.subplots(1, len(samples), gridspec_kw={"width_ratios": widths}, squeeze=False)
+    top = max(g[1][2] for g in grids.values())
+    for ax, sample in zip(axes[0], samples, strict=True):
+        conf = root[sample]["confidence"][version][:]
+        grid, extent = grids[sample]
+        ax.imshow(phase_rgb(conf, grid), extent=extent, interpolation="nearest")
+        ax.set_ylim(top, extent[3])
+        ax.set_title(sample, fontsize=8)
+        ax.set_xlabel("x (um)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("y (um, towards the steel)")
+    _legend(axes[0][-1])
+    fig.suptitle(f"Corrosion products of every sample (model {version})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "overview.png"
+    fig.savefig(path, dpi=110)
+    return path

@@ -1,0 +1,57 @@
+"""Prefect tasks of prediction: one region of patterns, and the maps."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from models.predict import PredictRegion, PredictReport, predict_region
+from tasks.report import artifact_key
+from xrdmap.maps import write_overview, write_sample_maps
+
+
+@task(
+    name="predict-chunk",
+    task_run_name="{region.sample}-{region.start}",
+    retries=1,
+    cache_policy=NO_CACHE,
+)
+def predict_chunk(store: str, region: PredictRegion, registry: str, version: str) -> PredictReport:
+    report = predict_region(store, region, registry, version)
+    get_run_logger().info(
+        "%d patterns, model %.2f s of %.2f s", report.n_points, report.model_seconds, report.seconds
+    )
+    return report
+
+
+def _png_markdown(path: Path, title: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"### {title}\n\n![{title}](data:image/png;base64,{data})\n"
+
+
+@task(name="draw-maps", cache_policy=NO_CACHE)
+def draw_maps(store: str, samples: list[str], version: str, out_dir: str) -> list[str]:
+    """PNG maps per sample and an overview; published as markdown artifacts too."""
+    out = Path(out_dir)
+    paths = []
+    store_name = store.rstrip("/").split("/")[-1]
+    for sample in samples:
+        conf_png, phase_png = write_sample_maps(store, sample, version, out)
+        paths += [conf_png, phase_png]
+        create_markdown_artifact(
+            markdown=_png_markdown(phase_png, f"{sample}: corrosion products")
+            + _png_markdown(conf_png, f"{sample}: confidence per class"),
+            key=artifact_key("maps", store_name, sample),
+            description=f"Maps of {sample}, model {version}",
+        )
+    overview = write_overview(store, version, out)
+    create_markdown_artifact(
+        markdown=_png_markdown(overview, "All samples: corrosion products"),
+        key=artifact_key("overview", store_name),
+        description=f"Phase maps of every sample, model {version}",
+    )
+    return [str(p) for p in [*paths, overview]]

@@ -20,6 +20,7 @@ run: $(BIN)/.installed
 	$(BIN)/xrdmap process $(DATA)/beamtime --store $(DATA).zarr
 	$(BIN)/xrdmap draw-labels $(DATA)/truth --store $(DATA).zarr --n 139 --seed $(SEED) --out $(DATA)/labels.csv
 	$(BIN)/xrdmap train $(DATA).zarr --labels $(DATA)/labels.csv --registry data/registry
+	$(BIN)/xrdmap predict $(DATA).zarr --registry data/registry
 
 ## Lint, format check and the test suite.
 test: $(BIN)/.installed

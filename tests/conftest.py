@@ -78,7 +78,7 @@ def point_of(frame_simulator, reference_lines):
         fe_ref = reference_lines["ferrite"].fe_per_a3
         fe = sum(f[i] * reference_lines[n].fe_per_a3 / fe_ref for i, n in enumerate(names))
         s = np.array([(spots or {}).get(n, 0) for n in frame_simulator.coarse_names])
-        return PointState(fractions=f, spots=s, fe_signal=fe)
+        return PointState(fractions=f, spots=s, fe_signal=fe, texture_r=np.ones(len(names)))
 
     return make
 

@@ -122,8 +122,7 @@ class SubstrateConfig(_Model):
 
 
 class LabelRulesConfig(_Model):
-    rust_min_fraction: Fraction
-    cementite_min_fraction: Fraction
+    min_peak_to_background: Positive
     steel_min_fraction: Fraction
     resin_min_fraction: Fraction
 

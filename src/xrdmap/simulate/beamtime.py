@@ -100,6 +100,7 @@ class _Chunk:
     fractions: np.ndarray
     spots: np.ndarray
     fe_signal: np.ndarray
+    texture_r: np.ndarray
     cbf_paths: list[Path] | None
     headers: list[str] | None
 
@@ -116,22 +117,33 @@ def _build_simulator(ctx: _Context) -> FrameSimulator:
 def _init_worker(ctx: _Context, seed: int) -> None:
     _WORKER["sim"] = _build_simulator(ctx)
     _WORKER["seed"] = seed
+    _WORKER["min_ratio"] = ctx.sim.labels.min_peak_to_background
 
 
-def _render_chunk(chunk: _Chunk) -> tuple[_Chunk, np.ndarray | None]:
-    """Render a chunk; write CBF files directly, or return the frames for HDF5."""
+def _render_chunk(chunk: _Chunk) -> tuple[_Chunk, np.ndarray | None, np.ndarray]:
+    """Render a chunk; write CBF files directly, or return the frames for HDF5.
+
+    Also returns which powder phases are visible at each point (for the truth labels).
+    """
     sim: FrameSimulator = _WORKER["sim"]
     seed: int = _WORKER["seed"]
     frames = None if chunk.cbf_paths else np.empty((len(chunk.points), *sim.maps.shape), np.int32)
+    visible = np.zeros((len(chunk.points), len(sim.phase_names)), bool)
     for k, point in enumerate(chunk.points):
         rng = np.random.default_rng([seed, chunk.sample_index, int(point)])
-        state = PointState(chunk.fractions[k], chunk.spots[k], float(chunk.fe_signal[k]))
+        state = PointState(
+            chunk.fractions[k], chunk.spots[k], float(chunk.fe_signal[k]), chunk.texture_r[k]
+        )
+        seen = sim.visible_phases(
+            state.fractions, state.texture_r, state.fe_signal, _WORKER["min_ratio"]
+        )
+        visible[k] = [name in seen for name in sim.phase_names]
         frame = sim.render(state, rng)
         if chunk.cbf_paths:
             writers.write_cbf(chunk.cbf_paths[k], frame, chunk.headers[k])
         else:
             frames[k] = frame
-    return chunk, frames
+    return chunk, frames, visible
 
 
 def _prepare_output(out_dir: Path, overwrite: bool) -> tuple[Path, Path]:
@@ -183,10 +195,11 @@ One CSV per sample, one row per scan point (same `point` numbering as the beamti
   diffraction condition on the detector; `fe_signal`: Fe fluorescence relative to pure
   ferrite; `zone`: steel / inner rust / outer rust / resin at the beam centre.
 - The nine label columns (0/1) follow what an expert sees in the pattern:
-  - Fe3O4, alpha-FeOOH, gamma-FeOOH, Other: fraction >= {rust} (Other = ferrihydrite +
-    hematite);
+  - Fe3O4, alpha-FeOOH, gamma-FeOOH, Fe3C, Other (ferrihydrite or hematite): the
+    phase is seen: somewhere on the detector its noise-free contribution to the 1D
+    pattern (texture included) rises at least {ratio:.0%} above everything else there
+    (other phases, resin, air scatter, Fe fluorescence);
   - Fe(BCC), Fe(FCC): at least one reflection of that phase on the detector;
-  - Fe3C: cementite fraction >= {cem};
   - Fe without peaks: steel fills >= {steel} of the beam and no Fe(BCC)/Fe(FCC)
     reflection reaches the detector;
   - resin only: resin >= {resin} of the beam and no other class present.
@@ -293,6 +306,7 @@ def simulate_beamtime(
             fractions=s["specimen"].fractions[pts],
             spots=s["specimen"].spots[pts],
             fe_signal=s["specimen"].fe_signal[pts],
+            texture_r=s["specimen"].texture_r[pts],
             cbf_paths=[s["cbf_paths"][p] for p in pts] if fmt == "cbf" else None,
             headers=[s["headers"][p] for p in pts] if fmt == "cbf" else None,
         )
@@ -312,8 +326,9 @@ def simulate_beamtime(
         ) as pool:
             futures = [pool.submit(_render_chunk, c) for c in work]
             for fut in as_completed(futures):
-                chunk, frames = fut.result()
+                chunk, frames, visible = fut.result()
                 sample = samples[chunk.sample_index]
+                sample["visible"][chunk.points] = visible
                 if frames is not None:
                     sample["h5"]["/entry/data/data"][chunk.points[0] : chunk.points[-1] + 1] = (
                         frames
@@ -321,7 +336,7 @@ def simulate_beamtime(
                 remaining[chunk.sample_index] -= len(chunk.points)
                 bar.update(len(chunk.points))
                 if remaining[chunk.sample_index] == 0:
-                    _finish_sample(sample)
+                    _finish_sample(sample, phases, sim, truth_dir)
     finally:
         bar.close()
         for s in samples:
@@ -351,22 +366,17 @@ def _prepare_sample(
     beam_xy: tuple[float, float],
     n_excluded: int,
 ) -> dict:
-    """Specimen, ground truth and scan metadata of one sample; files opened for frames."""
+    """Specimen and scan metadata of one sample; files opened for frames."""
     cond = sim.conditions[spec_cfg.condition]
     rng = np.random.default_rng([seed, index, 0])
     specimen = simulate_specimen(
         spec_cfg.grid, cond, sim, phases, fe_per_a3, rng, beam_size_um=instrument.beam_size_um
     )
-    labels = labels_from_specimen(specimen, phases, sim.labels)
-    _truth_table(specimen, labels, spec_cfg.grid).to_csv(
-        truth_dir / f"{spec_cfg.name}.csv", index=False
-    )
     if index == 0:
         r = sim.labels
         (truth_dir / "README.md").write_text(
             TRUTH_README.format(
-                rust=r.rust_min_fraction,
-                cem=r.cementite_min_fraction,
+                ratio=r.min_peak_to_background,
                 steel=r.steel_min_fraction,
                 resin=r.resin_min_fraction,
             )
@@ -381,7 +391,13 @@ def _prepare_sample(
     n = spec_cfg.n_points
     times = [t_start + per_point * i for i in range(n)]
     rows, cols = np.divmod(np.arange(n), spec_cfg.grid[1])
-    out: dict = {"index": index, "spec_cfg": spec_cfg, "specimen": specimen, "dir": sample_dir}
+    out: dict = {
+        "index": index,
+        "spec_cfg": spec_cfg,
+        "specimen": specimen,
+        "dir": sample_dir,
+        "visible": np.zeros((n, len(specimen.phase_names)), bool),
+    }
     if fmt == "cbf":
         (sample_dir / "frames").mkdir()
         files = [f"frames/{spec_cfg.name}_{i + 1:06d}.cbf" for i in range(n)]
@@ -436,8 +452,15 @@ def _prepare_sample(
     return out
 
 
-def _finish_sample(sample: dict) -> None:
-    """Scan metadata, then the completion marker, last."""
+def _finish_sample(
+    sample: dict, phases: PhasesConfig, sim: SimulationConfig, truth_dir: Path
+) -> None:
+    """Ground truth, scan metadata, then the completion marker, last."""
+    spec_cfg, specimen = sample["spec_cfg"], sample["specimen"]
+    labels = labels_from_specimen(specimen, sample["visible"], phases, sim.labels)
+    _truth_table(specimen, labels, spec_cfg.grid).to_csv(
+        truth_dir / f"{spec_cfg.name}.csv", index=False
+    )
     if sample.get("h5"):
         sample["h5"].close()
         sample["h5"] = None

@@ -26,8 +26,6 @@ from xrdmap.simulate.profiles import (
     phase_profiles,
 )
 
-#: Log-normal spread of the March-Dollase parameter r from point to point.
-TEXTURE_LOG_SIGMA = 0.35
 #: How far (in FWHM) a coarse-grain ring's pixel set reaches either side of the line.
 RING_HALF_WIDTH_FWHM = 4.0
 
@@ -72,12 +70,15 @@ class PointState:
 
     ``fractions`` holds one volume fraction per phase of ``FrameSimulator.phase_names``
     plus resin last; ``spots`` holds, per coarse phase, the number of grains in
-    diffraction condition on the detector; ``fe_signal`` scales the Fe fluorescence.
+    diffraction condition on the detector; ``fe_signal`` scales the Fe fluorescence;
+    ``texture_r`` holds one March-Dollase parameter per phase (1 = no preferred
+    orientation; used by textured phases only).
     """
 
     fractions: np.ndarray
     spots: np.ndarray
     fe_signal: float
+    texture_r: np.ndarray
 
 
 class FrameSimulator:
@@ -105,6 +106,7 @@ class FrameSimulator:
         self._i0 = np.floor(pos).astype(np.intp)
         self._w1 = (pos - self._i0).astype(np.float64)
         self._sa_pol = self.maps.solid_angle * self.maps.polarization
+        self._on_detector = (self.grid >= lo) & (self.grid <= hi)
         self.phase_names: tuple[str, ...] = tuple(phases.phases)
         self.coarse_names: tuple[str, ...] = tuple(
             n for n, p in phases.phases.items() if p.grains == "coarse"
@@ -149,19 +151,42 @@ class FrameSimulator:
             )
         return rings
 
-    def powder_profile(self, fractions: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-        """The 1D profile (counts/px at the PONI, before polarization) of a point."""
-        profile = self.air + fractions[-1] * self.halo
+    def phase_profiles(self, fractions: np.ndarray, texture_r: np.ndarray) -> dict[str, np.ndarray]:
+        """Each powder phase's 1D contribution on the fine grid (counts/px at the PONI)."""
         scale = self.intensity.diffraction_counts
+        out = {}
         for i, name in enumerate(self.phase_names):
             prof = self.powder.get(name)
-            if prof is None or fractions[i] <= 0:
-                continue
-            r = 1.0
-            if prof.textured and rng is not None:
-                r = float(np.exp(rng.normal(0.0, TEXTURE_LOG_SIGMA)))
-            profile = profile + scale * fractions[i] * (prof.march_dollase(r) @ prof.lines)
+            if prof is not None and fractions[i] > 0:
+                md = prof.march_dollase(float(texture_r[i]))
+                out[name] = scale * fractions[i] * (md @ prof.lines)
+        return out
+
+    def powder_profile(self, fractions: np.ndarray, texture_r: np.ndarray) -> np.ndarray:
+        """The 1D profile (counts/px at the PONI, before polarization) of a point."""
+        profile = self.air + fractions[-1] * self.halo
+        for contribution in self.phase_profiles(fractions, texture_r).values():
+            profile = profile + contribution
         return profile
+
+    def visible_phases(
+        self, fractions: np.ndarray, texture_r: np.ndarray, fe_signal: float, min_ratio: float
+    ) -> set[str]:
+        """Powder phases whose strongest feature on the detector stands at least
+        ``min_ratio`` above everything else there (the rest of the pattern, Fe
+        fluorescence included): what an expert sees in the integrated pattern."""
+        contributions = self.phase_profiles(fractions, texture_r)
+        on_detector = self._on_detector
+        total = self.air + fractions[-1] * self.halo
+        total = total + self.intensity.fluorescence_counts * fe_signal
+        for c in contributions.values():
+            total = total + c
+        visible = set()
+        for name, c in contributions.items():
+            rest = total - c
+            if np.max(c[on_detector] / rest[on_detector]) >= min_ratio:
+                visible.add(name)
+        return visible
 
     def map_profile(self, profile: np.ndarray) -> np.ndarray:
         """Map a 1D profile on the fine grid onto the detector pixels (flat)."""
@@ -169,7 +194,8 @@ class FrameSimulator:
 
     def expected_counts(self, point: PointState, rng: np.random.Generator | None) -> np.ndarray:
         """Noise-free expected counts per pixel, flat (n_pixels,)."""
-        image = self.map_profile(self.powder_profile(point.fractions, rng)) * self._sa_pol
+        image = self.map_profile(self.powder_profile(point.fractions, point.texture_r))
+        image *= self._sa_pol
         image += self.intensity.fluorescence_counts * point.fe_signal * self.maps.solid_angle
         for k, name in enumerate(self.coarse_names):
             for _ in range(int(point.spots[k])):

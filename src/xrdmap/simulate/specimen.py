@@ -22,6 +22,8 @@ from xrdmap.config import ConditionConfig, PhasesConfig, SimulationConfig
 
 #: Beam-footprint supersampling per axis.
 FOOTPRINT_SAMPLES = 4
+#: Log-normal spread of the March-Dollase parameter r from point to point.
+TEXTURE_LOG_SIGMA = 0.35
 #: Width (um) of the blend between inner and outer rust.
 LAYER_BLEND_UM = 3.0
 
@@ -45,8 +47,10 @@ class SpecimenMap:
 
     ``fractions`` columns: the configured phases in order, then resin; rows sum to 1.
     ``spots``: grains in diffraction condition per coarse phase; ``fe_signal``: Fe
-    fluorescence relative to pure ferrite; ``height_um``: height above the mean steel
-    surface; ``zone``: 0 steel, 1 inner rust, 2 outer rust, 3 resin (at the beam centre).
+    fluorescence relative to pure ferrite; ``texture_r``: March-Dollase parameter per
+    point and phase (1 where the phase has no preferred orientation); ``height_um``:
+    height above the mean steel surface; ``zone``: 0 steel, 1 inner rust, 2 outer rust,
+    3 resin (at the beam centre).
     """
 
     phase_names: tuple[str, ...]
@@ -58,6 +62,7 @@ class SpecimenMap:
     spots: np.ndarray
     fe_signal: np.ndarray
     zone: np.ndarray
+    texture_r: np.ndarray
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -208,6 +213,10 @@ def simulate_specimen(
     for k, name in enumerate(coarse):
         lam = phases.phases[name].spots_per_point * fractions[:, names.index(name)]
         spots[:, k] = rng.poisson(lam)
+    texture_r = np.ones((x.size, len(names)))
+    for i, name in enumerate(names):
+        if phases.phases[name].texture_axis_hkl is not None:
+            texture_r[:, i] = np.exp(rng.normal(0.0, TEXTURE_LOG_SIGMA, size=x.size))
     return SpecimenMap(
         phase_names=names,
         coarse_names=coarse,
@@ -218,4 +227,5 @@ def simulate_specimen(
         spots=spots,
         fe_signal=fe_signal,
         zone=zone,
+        texture_r=texture_r,
     )

@@ -198,7 +198,8 @@ One CSV per sample, one row per scan point (same `point` numbering as the beamti
   - Fe3O4, alpha-FeOOH, gamma-FeOOH, Fe3C, Other (ferrihydrite or hematite): the
     phase is seen: somewhere on the detector its noise-free contribution to the 1D
     pattern (texture included) rises at least {ratio:.0%} above everything else there
-    (other phases, resin, air scatter, Fe fluorescence);
+    (other phases, resin, air scatter, Fe fluorescence) and at least five standard
+    deviations of the counting noise in a 0.1 deg bin;
   - Fe(BCC), Fe(FCC): at least one reflection of that phase on the detector;
   - Fe without peaks: steel fills >= {steel} of the beam and no Fe(BCC)/Fe(FCC)
     reflection reaches the detector;

@@ -26,6 +26,9 @@ from xrdmap.simulate.profiles import (
     phase_profiles,
 )
 
+#: Bin width and significance of the "an expert sees it" rule (ground truth).
+VISIBILITY_BIN_DEG = 0.1
+VISIBILITY_SIGMAS = 5.0
 #: How far (in FWHM) a coarse-grain ring's pixel set reaches either side of the line.
 RING_HALF_WIDTH_FWHM = 4.0
 
@@ -107,6 +110,10 @@ class FrameSimulator:
         self._w1 = (pos - self._i0).astype(np.float64)
         self._sa_pol = self.maps.solid_angle * self.maps.polarization
         self._on_detector = (self.grid >= lo) & (self.grid <= hi)
+        # pixels averaged into a 0.1 deg bin of the integrated pattern, per grid point
+        per_step = np.bincount(self._i0, minlength=self.grid.size).astype(float)
+        window = round(VISIBILITY_BIN_DEG / step)
+        self._pixels_per_bin = np.convolve(per_step, np.ones(window), mode="same")
         self.phase_names: tuple[str, ...] = tuple(phases.phases)
         self.coarse_names: tuple[str, ...] = tuple(
             n for n, p in phases.phases.items() if p.grains == "coarse"
@@ -172,19 +179,22 @@ class FrameSimulator:
     def visible_phases(
         self, fractions: np.ndarray, texture_r: np.ndarray, fe_signal: float, min_ratio: float
     ) -> set[str]:
-        """Powder phases whose strongest feature on the detector stands at least
-        ``min_ratio`` above everything else there (the rest of the pattern, Fe
-        fluorescence included): what an expert sees in the integrated pattern."""
+        """Powder phases an expert sees in the integrated pattern: somewhere on the
+        detector the phase's contribution stands at least ``min_ratio`` above
+        everything else there (Fe fluorescence included) and at least
+        :data:`VISIBILITY_SIGMAS` counting-noise standard deviations of a 0.1 deg bin."""
         contributions = self.phase_profiles(fractions, texture_r)
         on_detector = self._on_detector
         total = self.air + fractions[-1] * self.halo
         total = total + self.intensity.fluorescence_counts * fe_signal
         for c in contributions.values():
             total = total + c
+        sigma = np.sqrt(total / np.maximum(self._pixels_per_bin, 1.0))
         visible = set()
         for name, c in contributions.items():
             rest = total - c
-            if np.max(c[on_detector] / rest[on_detector]) >= min_ratio:
+            seen = (c >= min_ratio * rest) & (c >= VISIBILITY_SIGMAS * sigma) & on_detector
+            if seen.any():
                 visible.add(name)
         return visible
 

@@ -5,7 +5,8 @@ The rule (also in the README and in each truth folder's README):
 - Fe3O4, alpha-FeOOH, gamma-FeOOH, Fe3C, Other (ferrihydrite or hematite): the phase
   is seen, i.e. somewhere on the detector its noise-free 1D contribution (texture
   included) rises at least ``min_peak_to_background`` above everything else there
-  (the other phases, resin, air scatter and Fe fluorescence).
+  (the other phases, resin, air scatter and Fe fluorescence) and at least five
+  counting-noise standard deviations of a 0.1 deg bin of the integrated pattern.
 - Fe(BCC), Fe(FCC): at least one grain of that phase puts a reflection on the
   detector (coarse grains: present but unseen phases are not labeled).
 - Fe without peaks: steel (ferrite + austenite + cementite) fills at least

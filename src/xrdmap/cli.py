@@ -5,11 +5,33 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from xrdmap import __version__
 from xrdmap.config import CONF_DIR, ConfigError, ProcessConfig
+
+
+@contextmanager
+def _prefect(verbose: bool) -> Iterator[None]:
+    """Quiet terminal defaults set before Prefect configures its logging, and the API
+    (a configured server, or one temporary local server) for the flows run inside."""
+    from flows.runtime import prefect_api, quiet_defaults
+
+    console_level = "INFO" if verbose else "WARNING"
+    quiet_defaults(console_level=console_level)
+    with prefect_api(console_level=console_level):
+        yield
+
+
+def _print_metrics(metrics: dict[str, dict]) -> None:
+    print(f"{'class':18} {'accuracy':>9} {'precision':>9} {'recall':>9} {'F1':>6}   TP  FP  FN  TN")
+    for name, m in metrics.items():
+        print(
+            f"{name:18} {m['accuracy']:9.3f} {m['precision']:9.3f} {m['recall']:9.3f} "
+            f"{m['f1']:6.3f} {m['tp']:4d}{m['fp']:4d}{m['fn']:4d}{m['tn']:4d}"
+        )
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -53,13 +75,9 @@ def _cmd_process(args: argparse.Namespace) -> int:
     store = str(args.store)
     preflight(str(args.beamtime_dir), store, cfg)  # bad input fails here, before any work
 
-    from flows.runtime import prefect_api, quiet_defaults
+    with _prefect(args.verbose):
+        from flows.process_beamtime import run_process_beamtime
 
-    console_level = "INFO" if args.verbose else "WARNING"
-    quiet_defaults(console_level=console_level)  # before Prefect configures its logging
-    from flows.process_beamtime import run_process_beamtime
-
-    with prefect_api(console_level=console_level):
         summary = run_process_beamtime(
             str(args.beamtime_dir), store, cfg, progress_bar=not args.quiet
         )
@@ -123,12 +141,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"{card['epochs_trained']} epochs)."
     )
     if card["test_metrics"]:
-        print(f"{'class':18} {'accuracy':>9} {'precision':>9} {'recall':>9} {'F1':>6}")
-        for name, m in card["test_metrics"].items():
-            print(
-                f"{name:18} {m['accuracy']:9.3f} {m['precision']:9.3f} "
-                f"{m['recall']:9.3f} {m['f1']:6.3f}"
-            )
+        _print_metrics(card["test_metrics"])
     return 0
 
 
@@ -150,13 +163,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     load_version(registry, version)  # a missing or corrupt version stops here
     dask = load_process((args.conf or CONF_DIR) / "process.yaml").dask
 
-    from flows.runtime import prefect_api, quiet_defaults
+    with _prefect(args.verbose):
+        from flows.predict import run_predict_store
 
-    console_level = "INFO" if args.verbose else "WARNING"
-    quiet_defaults(console_level=console_level)
-    from flows.predict import run_predict_store
-
-    with prefect_api(console_level=console_level):
         summary = run_predict_store(
             store, registry, dask, version=version, maps_dir=str(args.maps) if args.maps else None
         )
@@ -198,12 +207,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     metrics = class_metrics(labels[list(CLASS_NAMES)].to_numpy(), np.array(conf))
     print(f"Model {version} on {len(labels)} labeled points of {args.labels}:")
-    print(f"{'class':18} {'accuracy':>9} {'precision':>9} {'recall':>9} {'F1':>6}   TP  FP  FN  TN")
-    for name, m in metrics.items():
-        print(
-            f"{name:18} {m['accuracy']:9.3f} {m['precision']:9.3f} {m['recall']:9.3f} "
-            f"{m['f1']:6.3f} {m['tp']:4d}{m['fp']:4d}{m['fn']:4d}{m['tn']:4d}"
-        )
+    _print_metrics(metrics)
     return 0
 
 

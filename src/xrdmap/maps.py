@@ -95,7 +95,7 @@ def write_sample_maps(store: str, sample: str, version: str, out_dir: Path) -> l
     ax.set_title(f"{sample}: corrosion products (model {version})", fontsize=10)
     _legend(ax)
     phase_png = out_dir / f"{sample}_phases.png"
-    fig.savefig(phase_png, dpi=110)
+    fig.savefig(phase_png, dpi=110, bbox_inches="tight")
     return [conf_png, phase_png]
 
 
@@ -121,5 +121,5 @@ def write_overview(store: str, version: str, out_dir: Path) -> Path:
     fig.suptitle(f"Corrosion products of every sample (model {version})")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "overview.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     return path

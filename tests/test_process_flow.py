@@ -213,3 +213,25 @@ def test_nexus_beamtime_gives_the_same_patterns_as_cbf(prefect_server, small_cfg
     assert all(c.startswith("sha256:") for c in stores["hdf5"]["input_checksum"][:])
     for name in ("frames", "patterns", "sigma", "status"):
         np.testing.assert_array_equal(stores["cbf"][name][:], stores["hdf5"][name][:])
+
+
+def test_runs_on_an_existing_scheduler(prefect_server, tiny_beamtime, small_cfg, tmp_path):
+    """dask.address set: the chunks run on that cluster's workers."""
+    from distributed import Client, LocalCluster
+
+    def chunks_ran_here() -> bool:
+        import sys
+
+        return "xrdmap.ingest" in sys.modules
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        dask = small_cfg.dask.model_copy(update={"address": cluster.scheduler_address})
+        summary = run(
+            tiny_beamtime.beamtime_dir,
+            tmp_path / "remote.zarr",
+            small_cfg.model_copy(update={"dask": dask}),
+        )
+        with Client(cluster.scheduler_address) as client:
+            ran = client.run(chunks_ran_here)
+    assert summary.frames_processed == 731
+    assert list(ran.values()) == [True]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.preprocess import augment, pattern_features
+from models.preprocess import augment, log_features, pattern_features, with_peaks
 from xrdmap.config import TrainConfig, load_train
 
 
@@ -33,7 +33,8 @@ class DenseClassifier:
         s = self.settings
         keras.utils.set_random_seed(self.seed)
         rng = np.random.default_rng(self.seed)
-        x, y = augment(pattern_features(patterns), labels, rng, copies=s.augment_copies)
+        levels, y = augment(log_features(patterns), labels, rng, copies=s.augment_copies)
+        x = with_peaks(levels)
         x_val = pattern_features(val_patterns)
         positives = labels.sum(axis=0)
         pos_weight = np.clip(

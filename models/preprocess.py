@@ -1,26 +1,51 @@
 """What the classifier sees of a pattern, and physics-plausible variations of it.
 
-Features: ``log1p`` of the integrated intensity (counts per pixel, solid angle and
-polarization corrected), divided by :data:`LOG_SCALE`. The log keeps the absolute
-level, which carries physics (Fe fluorescence lifts every bin where iron is: steel
-without reflections is not resin), and compresses the huge range of coarse-grain
-reflections (a single ferrite grain can reach 100x the background). No background is
-subtracted; all 300 bins over the detector's 2theta range are used. Quarantined points
-(NaN patterns) are not classified.
+Features, two blocks of all 300 bins over the detector's 2theta range:
+
+1. ``log1p`` of the integrated intensity (counts per pixel, solid angle and
+   polarization corrected), divided by :data:`LOG_SCALE`. The log keeps the absolute
+   level, which carries physics (Fe fluorescence lifts every bin where iron is: steel
+   without reflections is not resin), and compresses the huge range of coarse-grain
+   reflections (a single ferrite grain can reach 100x the background);
+2. the same minus its smooth lower envelope (a running minimum then a running mean,
+   :data:`ENVELOPE_BINS` bins each), times :data:`PEAK_GAIN`: the peaks on a flat
+   zero, whatever the background under them.
+
+Quarantined points (NaN patterns) are not classified.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 #: log1p of a few thousand counts is ~8: bring features to order one.
 LOG_SCALE = 5.0
+#: Width of the lower envelope, in bins (~2.5 deg: wider than rust peaks, narrower
+#: than the resin halo).
+ENVELOPE_BINS = 25
+#: Weight of the peak block against the level block.
+PEAK_GAIN = 3.0
+
+
+def log_features(patterns: np.ndarray) -> np.ndarray:
+    """(n, nbins) patterns -> (n, nbins) float32 log levels; NaN rows give NaN rows."""
+    p = np.asarray(patterns, dtype=np.float32)
+    return (np.log1p(np.clip(p, 0, None)) / LOG_SCALE).astype(np.float32)
+
+
+def with_peaks(levels: np.ndarray) -> np.ndarray:
+    """(n, nbins) log levels -> (n, 2 nbins): the levels, then the peaks above their
+    smooth lower envelope."""
+    filled = np.nan_to_num(levels)
+    envelope = minimum_filter1d(filled, ENVELOPE_BINS, axis=1, mode="nearest")
+    envelope = uniform_filter1d(envelope, ENVELOPE_BINS, axis=1, mode="nearest")
+    return np.concatenate([levels, PEAK_GAIN * (levels - envelope)], axis=1).astype(np.float32)
 
 
 def pattern_features(patterns: np.ndarray) -> np.ndarray:
-    """(n, nbins) patterns -> (n, nbins) float32 features; NaN rows give NaN rows."""
-    p = np.asarray(patterns, dtype=np.float32)
-    return (np.log1p(np.clip(p, 0, None)) / LOG_SCALE).astype(np.float32)
+    """(n, nbins) patterns -> (n, 2 nbins) float32 features; NaN rows give NaN rows."""
+    return with_peaks(log_features(patterns))
 
 
 def augment(
@@ -33,7 +58,7 @@ def augment(
     max_shift_bins: int = 1,
     noise_sigma: float = 0.01,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The labeled patterns plus ``copies`` varied copies of each.
+    """The labeled log levels (:func:`log_features`) plus ``copies`` varied copies of each.
 
     Variations an expert would label the same: overall intensity (beam current, sample
     thickness: a gain, i.e. an offset in log space), a shift of up to ``max_shift_bins``

@@ -8,7 +8,7 @@ import zarr
 from sklearn.metrics import precision_recall_fscore_support
 
 from models.classifier import DenseClassifier
-from models.preprocess import LOG_SCALE
+from models.preprocess import ENVELOPE_BINS, LOG_SCALE, PEAK_GAIN
 from models.registry import save_version
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import TrainConfig
@@ -17,8 +17,9 @@ from xrdmap.provenance import software_versions
 
 TRAINING_PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "numpy", "scikit-learn", "zarr")
 PREPROCESSING = (
-    f"features = log1p(max(intensity, 0)) / {LOG_SCALE} over all 2theta bins of the store; "
-    "no background subtraction; quarantined (NaN) patterns are not used"
+    f"features = [L, {PEAK_GAIN} * (L - envelope(L))] with L = log1p(max(intensity, 0)) / "
+    f"{LOG_SCALE} over all 2theta bins of the store and envelope = running mean of the "
+    f"running minimum ({ENVELOPE_BINS} bins each); quarantined (NaN) patterns are not used"
 )
 
 
@@ -80,7 +81,7 @@ def train_version(store: str, labels: pd.DataFrame, cfg: TrainConfig) -> tuple[s
     card = {
         "classes": list(CLASS_NAMES),
         "preprocessing": PREPROCESSING,
-        "n_inputs": int(patterns.shape[1]),
+        "n_bins": int(patterns.shape[1]),
         "labels": {
             "count": len(labels),
             "sha256": labels_sha256(labels),

@@ -17,6 +17,16 @@ def test_features_keep_level_and_compress_spots():
     assert x[1, 1] > x[0, 1]  # fluorescence level is kept
 
 
+def test_peak_block_sits_on_a_flat_zero():
+    flat = np.full((1, 300), 40.0)
+    peaked = flat.copy()
+    peaked[0, 150] = 400.0
+    x_flat, x_peak = pattern_features(flat), pattern_features(peaked)
+    assert x_flat.shape == (1, 600)
+    np.testing.assert_allclose(x_flat[0, 300:], 0, atol=1e-6)  # no peaks on a flat level
+    assert x_peak[0, 450] > 1 and abs(x_peak[0, 300]) < 1e-6
+
+
 def test_augment_keeps_labels_and_varies_patterns():
     rng = np.random.default_rng(0)
     x = rng.random((5, 300)).astype(np.float32)

@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.predict import PredictRegion, PredictReport, predict_region
-from tasks.report import artifact_key
+from tasks.report import store_artifact_key
 from xrdmap.maps import write_overview, write_sample_maps
 
 
@@ -38,20 +38,19 @@ def draw_maps(store: str, samples: list[str], version: str, out_dir: str) -> lis
     """PNG maps per sample and an overview; published as markdown artifacts too."""
     out = Path(out_dir)
     paths = []
-    store_name = store.rstrip("/").split("/")[-1]
     for sample in samples:
         conf_png, phase_png = write_sample_maps(store, sample, version, out)
         paths += [conf_png, phase_png]
         create_markdown_artifact(
             markdown=_png_markdown(phase_png, f"{sample}: corrosion products")
             + _png_markdown(conf_png, f"{sample}: confidence per class"),
-            key=artifact_key("maps", store_name, sample),
+            key=store_artifact_key("maps", store, sample),
             description=f"Maps of {sample}, model {version}",
         )
     overview = write_overview(store, version, out)
     create_markdown_artifact(
         markdown=_png_markdown(overview, "All samples: corrosion products"),
-        key=artifact_key("overview", store_name),
+        key=store_artifact_key("overview", store),
         description=f"Phase maps of every sample, model {version}",
     )
     return [str(p) for p in [*paths, overview]]

@@ -22,6 +22,11 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
 
 
+def store_artifact_key(kind: str, store: str, *parts: str) -> str:
+    """An artifact key naming a store by its last path component (``bt.zarr`` -> ``bt-zarr``)."""
+    return artifact_key(kind, store.rstrip("/").split("/")[-1], *parts)
+
+
 class ProgressBoard:
     """One progress artifact per sample, updated as its chunks finish."""
 
@@ -32,11 +37,10 @@ class ProgressBoard:
             self.total[region.sample] += region.n_frames
             if (region.sample, region.index) in plan.done:
                 self.finished[region.sample] += region.n_frames
-        store_name = plan.store.rstrip("/").split("/")[-1]
         self.ids: dict[str, UUID] = {
             sample: create_progress_artifact(
                 progress=self._percent(sample),
-                key=artifact_key("progress", store_name, sample),
+                key=store_artifact_key("progress", plan.store, sample),
                 description=f"Frames of {sample} ingested and integrated into {plan.store}",
             )
             for sample in self.total
@@ -72,10 +76,9 @@ def summary_rows(plan: Plan, reports: list[ChunkReport]) -> list[dict]:
 
 
 def publish_summary(plan: Plan, reports: list[ChunkReport], wall_seconds: float) -> None:
-    store_name = plan.store.rstrip("/").split("/")[-1]
     create_table_artifact(
         table=summary_rows(plan, reports),
-        key=artifact_key("summary", store_name),
+        key=store_artifact_key("summary", plan.store),
         description=f"Ingest and integration of {plan.beamtime.root} in {wall_seconds:.1f} s",
     )
     quarantined = [q for r in reports for q in ((r.sample, *x) for x in r.quarantined)]
@@ -84,6 +87,6 @@ def publish_summary(plan: Plan, reports: list[ChunkReport], wall_seconds: float)
         lines += [f"| {s} | {p} | {c} | {why} |" for s, p, c, why in quarantined]
         create_markdown_artifact(
             markdown="\n".join(lines),
-            key=artifact_key("quarantine", store_name),
+            key=store_artifact_key("quarantine", plan.store),
             description="Frames that could not be used; their patterns are NaN",
         )

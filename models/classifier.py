@@ -25,7 +25,17 @@ class DenseClassifier:
         labels: np.ndarray,
         val_patterns: np.ndarray,
         val_labels: np.ndarray,
+        *,
+        synthetic: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> DenseClassifier:
+        """Train on labeled patterns, early-stopped on the validation ones.
+
+        ``synthetic`` (patterns, labels with -1 = unknown), from
+        :class:`models.synthetic.PatternSynthesizer`: the network is pre-trained on
+        them, then fine-tuned on the labeled patterns at ``finetune_learning_rate``
+        with ``rehearsal_patterns`` of them mixed in (so that phases missing from the
+        labels are not forgotten).
+        """
         import keras
 
         from models.network import BalancedBinaryCrossentropy, build_dense_classifier
@@ -35,7 +45,6 @@ class DenseClassifier:
         rng = np.random.default_rng(self.seed)
         levels, y = augment(log_features(patterns), labels, rng, copies=s.augment_copies)
         x = with_peaks(levels)
-        x_val = pattern_features(val_patterns)
         positives = labels.sum(axis=0)
         pos_weight = np.clip(
             (len(labels) - positives) / np.maximum(positives, 1), 1.0, s.max_pos_weight
@@ -43,8 +52,27 @@ class DenseClassifier:
         model = build_dense_classifier(
             x.shape[1], y.shape[1], hidden=s.hidden, dropout=s.dropout, l2=s.l2
         )
+        learning_rate = s.learning_rate
+        if synthetic is not None:
+            x_syn = pattern_features(synthetic[0])
+            y_syn = synthetic[1].astype(np.float32)
+            model.compile(
+                optimizer=keras.optimizers.Adam(s.learning_rate),
+                loss=BalancedBinaryCrossentropy([1.0] * y.shape[1]),
+            )
+            model.fit(
+                x_syn,
+                y_syn,
+                epochs=s.pretrain_epochs,
+                batch_size=s.pretrain_batch_size,
+                shuffle=True,
+                verbose=0,
+            )
+            keep = rng.permutation(len(x_syn))[: s.rehearsal_patterns]
+            x, y = np.concatenate([x, x_syn[keep]]), np.concatenate([y, y_syn[keep]])
+            learning_rate = s.finetune_learning_rate
         model.compile(
-            optimizer=keras.optimizers.Adam(s.learning_rate),
+            optimizer=keras.optimizers.Adam(learning_rate),
             loss=BalancedBinaryCrossentropy(pos_weight.tolist()),
         )
         stop = keras.callbacks.EarlyStopping(
@@ -53,7 +81,7 @@ class DenseClassifier:
         history = model.fit(
             x,
             y.astype(np.float32),
-            validation_data=(x_val, val_labels.astype(np.float32)),
+            validation_data=(pattern_features(val_patterns), val_labels.astype(np.float32)),
             epochs=s.max_epochs,
             batch_size=s.batch_size,
             callbacks=[stop],

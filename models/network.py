@@ -30,7 +30,11 @@ def build_dense_classifier(
 
 @keras.saving.register_keras_serializable(package="xrdmap")
 class BalancedBinaryCrossentropy(keras.losses.Loss):
-    """Binary cross-entropy with per-class weights on positives (rare classes count)."""
+    """Binary cross-entropy with per-class weights on positives (rare classes count).
+
+    Targets below 0 mean "unknown" and add nothing (synthetic patterns cannot say
+    whether a background came from resin or from steel).
+    """
 
     def __init__(self, pos_weight: list[float], name: str = "balanced_bce", **kwargs) -> None:
         super().__init__(name=name, **kwargs)
@@ -42,8 +46,9 @@ class BalancedBinaryCrossentropy(keras.losses.Loss):
         y_pred = ops.clip(y_pred, eps, 1 - eps)
         w = ops.convert_to_tensor(self.pos_weight, dtype=y_pred.dtype)
         y_true = ops.cast(y_true, y_pred.dtype)
-        loss = -(w * y_true * ops.log(y_pred) + (1 - y_true) * ops.log(1 - y_pred))
-        return ops.mean(loss, axis=-1)
+        known = ops.cast(y_true >= 0, y_pred.dtype)
+        loss = -(w * y_true * ops.log(y_pred) + (1 - y_true) * ops.log(1 - y_pred)) * known
+        return ops.sum(loss, axis=-1) / ops.maximum(ops.sum(known, axis=-1), 1.0)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "pos_weight": self.pos_weight}

@@ -34,12 +34,17 @@ def log_features(patterns: np.ndarray) -> np.ndarray:
     return (np.log1p(np.clip(p, 0, None)) / LOG_SCALE).astype(np.float32)
 
 
+def lower_envelope(rows: np.ndarray, width: int = ENVELOPE_BINS) -> np.ndarray:
+    """Smooth lower envelope of each row: a running minimum, then a running mean
+    (``width`` bins each). Narrow peaks vanish; broad humps and levels stay."""
+    envelope = minimum_filter1d(np.nan_to_num(rows), width, axis=1, mode="nearest")
+    return uniform_filter1d(envelope, width, axis=1, mode="nearest")
+
+
 def with_peaks(levels: np.ndarray) -> np.ndarray:
     """(n, nbins) log levels -> (n, 2 nbins): the levels, then the peaks above their
     smooth lower envelope."""
-    filled = np.nan_to_num(levels)
-    envelope = minimum_filter1d(filled, ENVELOPE_BINS, axis=1, mode="nearest")
-    envelope = uniform_filter1d(envelope, ENVELOPE_BINS, axis=1, mode="nearest")
+    envelope = lower_envelope(levels)
     return np.concatenate([levels, PEAK_GAIN * (levels - envelope)], axis=1).astype(np.float32)
 
 

@@ -10,10 +10,13 @@ from sklearn.metrics import precision_recall_fscore_support
 from models.classifier import DenseClassifier
 from models.preprocess import ENVELOPE_BINS, LOG_SCALE, PEAK_GAIN
 from models.registry import save_version
+from models.synthetic import NoiseModel, PatternSynthesizer, background_library
 from xrdmap.classes import CLASS_NAMES
-from xrdmap.config import TrainConfig
+from xrdmap.config import PhasesConfig, TrainConfig
 from xrdmap.labels import LabelsError, labels_sha256
+from xrdmap.phases import all_reference_lines
 from xrdmap.provenance import software_versions
+from xrdmap.store import stored_wavelength_a
 
 TRAINING_PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "numpy", "scikit-learn", "zarr")
 PREPROCESSING = (
@@ -37,6 +40,48 @@ def labeled_patterns(store: str, labels: pd.DataFrame) -> np.ndarray:
         out.append(pd.DataFrame(patterns.get_orthogonal_selection((points, slice(None))),
                                 index=rows.index))  # fmt: skip
     return pd.concat(out).loc[labels.index].to_numpy(dtype=np.float32)
+
+
+def store_synthesizer(
+    store: str, phases: PhasesConfig, *, n_backgrounds: int, seed: int
+) -> PatternSynthesizer:
+    """A pattern synthesizer on the store's 2theta axis and wavelength, with backgrounds
+    and noise taken from ``n_backgrounds`` valid points drawn at random over all samples."""
+    root = zarr.open_group(store, mode="r")
+    samples = root.attrs["xrdmap"]["samples"]
+    sizes = np.array([root[s]["status"].shape[0] for s in samples])
+    picks = np.random.default_rng(seed).choice(sizes.sum(), min(n_backgrounds, sizes.sum()), False)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    patterns, sigma = [], []
+    for k, sample in enumerate(samples):
+        points = np.sort(picks[(picks >= starts[k]) & (picks < starts[k + 1])] - starts[k])
+        if points.size == 0:
+            continue
+        group = root[sample]
+        points = points[group["status"].get_orthogonal_selection(points) == 0]
+        patterns.append(group["patterns"].get_orthogonal_selection((points, slice(None))))
+        sigma.append(group["sigma"].get_orthogonal_selection((points, slice(None))))
+    patterns, sigma = np.concatenate(patterns), np.concatenate(sigma)
+    tth = root[samples[0]]["tth_deg"][:]
+    wavelength = stored_wavelength_a(root)
+    step = float(np.diff(tth).mean())
+    lines = all_reference_lines(
+        phases, wavelength_a=wavelength, tth_range_deg=(tth[0] - 5 * step, tth[-1] + 5 * step)
+    )
+    return PatternSynthesizer(
+        tth, lines, phases, wavelength, background_library(patterns),
+        NoiseModel.from_patterns(patterns, sigma),
+    )  # fmt: skip
+
+
+def synthetic_patterns(
+    store: str, phases: PhasesConfig, cfg: TrainConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pre-training set of ``cfg`` for this store (None when switched off)."""
+    if cfg.pretrain_patterns == 0:
+        return None
+    synth = store_synthesizer(store, phases, n_backgrounds=cfg.pretrain_backgrounds, seed=seed)
+    return synth.draw(cfg.pretrain_patterns, np.random.default_rng(seed))
 
 
 def split_indices(n: int, proportions: tuple[int, int, int], seed: int):
@@ -70,12 +115,18 @@ def class_metrics(truth: np.ndarray, confidence: np.ndarray) -> dict[str, dict[s
     return out
 
 
-def train_version(store: str, labels: pd.DataFrame, cfg: TrainConfig) -> tuple[str, dict]:
-    """Fit on the labels' train split, score its test split, write a registry version."""
+def train_version(
+    store: str, labels: pd.DataFrame, cfg: TrainConfig, phases: PhasesConfig
+) -> tuple[str, dict]:
+    """Pre-train on synthetic patterns of ``phases``, fit on the labels' train split,
+    score its test split, write a registry version."""
     patterns = labeled_patterns(store, labels)
     y = labels[list(CLASS_NAMES)].to_numpy(dtype=np.uint8)
     train, val, test = split_indices(len(labels), cfg.split, cfg.seed)
-    clf = DenseClassifier(cfg, seed=cfg.seed).fit(patterns[train], y[train], patterns[val], y[val])
+    synthetic = synthetic_patterns(store, phases, cfg, cfg.seed)
+    clf = DenseClassifier(cfg, seed=cfg.seed).fit(
+        patterns[train], y[train], patterns[val], y[val], synthetic=synthetic
+    )
     metrics = class_metrics(y[test], clf.predict_proba(patterns[test])) if len(test) else {}
     keys = labels[["sample", "point"]]
     card = {
@@ -91,6 +142,11 @@ def train_version(store: str, labels: pd.DataFrame, cfg: TrainConfig) -> tuple[s
         "split": {
             name: keys.iloc[idx].to_dict(orient="records")
             for name, idx in (("train", train), ("validation", val), ("test", test))
+        },
+        "pretraining": {
+            "synthetic_patterns": cfg.pretrain_patterns,
+            "generator": "models/synthetic.py (CIF reference lines of the phases below)",
+            "phases": {name: ph.cif for name, ph in phases.phases.items()},
         },
         "epochs_trained": len(clf.history_["loss"]),
         "test_metrics": metrics,

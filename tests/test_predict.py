@@ -5,7 +5,7 @@ import pytest
 import zarr
 
 from xrdmap.classes import CLASS_NAMES
-from xrdmap.config import DaskConfig, load_train
+from xrdmap.config import DaskConfig, load_phases, load_train
 
 pytestmark = pytest.mark.slow
 
@@ -25,10 +25,15 @@ def two_versions(tiny_store, tiny_beamtime, tmp_path_factory):
             "max_epochs": 30,
             "patience": 5,
             "augment_copies": 2,
+            "pretrain_patterns": 400,
+            "pretrain_backgrounds": 100,
+            "pretrain_epochs": 2,
+            "rehearsal_patterns": 100,
         }
     )
-    v1, _ = train_version(tiny_store, labels, cfg)
-    v2, _ = train_version(tiny_store, labels, cfg.model_copy(update={"seed": 1}))
+    v1, card = train_version(tiny_store, labels, cfg, load_phases())
+    assert card["pretraining"]["synthetic_patterns"] == 400
+    v2, _ = train_version(tiny_store, labels, cfg.model_copy(update={"seed": 1}), load_phases())
     return str(registry), v1, v2, labels_csv
 
 

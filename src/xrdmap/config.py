@@ -244,6 +244,12 @@ class TrainConfig(_Model):
     patience: int = Field(40, gt=0)
     augment_copies: int = Field(20, ge=0)
     max_pos_weight: float = Field(10.0, ge=1)
+    pretrain_patterns: int = Field(20000, ge=0)
+    pretrain_backgrounds: int = Field(2000, gt=0)
+    pretrain_epochs: int = Field(30, gt=0)
+    pretrain_batch_size: int = Field(256, gt=0)
+    finetune_learning_rate: Positive = 1e-4
+    rehearsal_patterns: int = Field(5000, ge=0)
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -222,5 +222,13 @@ def _create_sample(
     )
 
 
+def stored_wavelength_a(root: zarr.Group) -> float:
+    """X-ray wavelength (Angstrom) of the PONI the store was integrated with."""
+    import yaml
+
+    poni = yaml.safe_load(root.attrs["xrdmap"]["geometry"]["poni"])
+    return float(poni["Wavelength"]) * 1e10
+
+
 def done_chunks(root: zarr.Group, sample: str) -> np.ndarray:
     return root[sample]["chunk_done"][:].astype(bool)

@@ -19,7 +19,8 @@ run: $(BIN)/.installed
 	rm -rf $(DATA).zarr
 	$(BIN)/xrdmap process $(DATA)/beamtime --store $(DATA).zarr
 	$(BIN)/xrdmap draw-labels $(DATA)/truth --store $(DATA).zarr --n 139 --seed $(SEED) --out $(DATA)/labels.csv
-	$(BIN)/xrdmap train $(DATA).zarr --labels $(DATA)/labels.csv --registry data/registry
+	$(BIN)/xrdmap labels import $(DATA).zarr $(DATA)/labels.csv
+	$(BIN)/xrdmap train $(DATA).zarr --registry data/registry
 	$(BIN)/xrdmap predict $(DATA).zarr --registry data/registry
 
 ## Lint, format check and the test suite.

@@ -1,11 +1,15 @@
 """Labels CSV checks, and training a registry version from a processed store."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from xrdmap.classes import CLASS_NAMES
+from xrdmap.config import CONF_DIR
 from xrdmap.labels import LabelsError, labels_sha256, read_labels_csv
 
 SIZES = {"A": 10, "B": 5}
@@ -58,16 +62,28 @@ def test_missing_and_unknown_columns(tmp_path):
         read_labels_csv(tmp_path / "empty.csv", SIZES)
 
 
+def quick_train_conf(tmp_path: Path) -> Path:
+    """A copy of conf/ whose train.yaml pre-trains briefly (test speed)."""
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    train = yaml.safe_load((conf / "train.yaml").read_text())
+    train.update(pretrain_patterns=400, pretrain_backgrounds=100, pretrain_epochs=2,
+                 rehearsal_patterns=100, max_epochs=30, augment_copies=2)  # fmt: skip
+    (conf / "train.yaml").write_text(yaml.safe_dump(train))
+    return conf
+
+
 @pytest.mark.slow
 def test_train_cli_writes_a_version(tiny_beamtime, tiny_store, tmp_path):
     from test_cli import xrdmap
 
+    conf = quick_train_conf(tmp_path)
     labels = tmp_path / "labels.csv"
     out = xrdmap("draw-labels", tiny_beamtime.truth_dir, "--store", tiny_store,
                  "--n", 60, "--out", labels)  # fmt: skip
     assert out.returncode == 0, out.stderr
     registry = tmp_path / "registry"
-    out = xrdmap("train", tiny_store, "--labels", labels, "--registry", registry)
+    out = xrdmap("--conf", conf, "train", tiny_store, "--labels", labels, "--registry", registry)
     assert out.returncode == 0, out.stderr
     assert "Trained model v0001" in out.stdout and "alpha-FeOOH" in out.stdout
     card = json.loads((registry / "v0001" / "card.json").read_text())
@@ -75,7 +91,9 @@ def test_train_cli_writes_a_version(tiny_beamtime, tiny_store, tmp_path):
     assert len(card["split"]["train"]) == 35 and len(card["split"]["test"]) == 12
     assert set(card["test_metrics"]) == set(CLASS_NAMES)
     assert card["software"]["keras"] and card["model_sha256"]
-    again = xrdmap("train", tiny_store, "--labels", labels, "--registry", registry, "--seed", 1)
+    assert card["pretraining"]["synthetic_patterns"] == 400
+    again = xrdmap("--conf", conf, "train", tiny_store, "--labels", labels,
+                   "--registry", registry, "--seed", 1)  # fmt: skip
     assert "Trained model v0002" in again.stdout
     assert (registry / "v0001" / "card.json").read_text() == json.dumps(card, indent=2) + "\n"
 

@@ -120,20 +120,59 @@ def _cmd_draw_labels(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from xrdmap.config import load_train
+def _labels_of(store: str, path: Path | None):
+    """The labels CSV ``path`` if given (checked), else the labels stored in ``store``."""
+    from xrdmap.label_store import stored_labels
+    from xrdmap.labels import LabelsError, read_labels_csv
+
+    sizes = _store_sample_sizes(store)
+    if path is not None:
+        return read_labels_csv(path, sizes)
+    labels = stored_labels(store)
+    if labels.empty:
+        raise LabelsError(f"{store}: no labels stored yet (xrdmap labels import STORE FILE)")
+    return labels
+
+
+def _cmd_labels_import(args: argparse.Namespace) -> int:
+    from xrdmap.label_store import import_labels
     from xrdmap.labels import read_labels_csv
 
+    store = str(args.store)
+    table = read_labels_csv(args.file, _store_sample_sizes(store))
+    if args.labeler:
+        table["labeler"] = args.labeler
+    report = import_labels(store, table, origin=str(args.file))
+    done = f"batch {report.batch}" if report.batch else "nothing new"
+    print(
+        f"Imported {report.added} labels from {args.file} into {store} ({done}; "
+        f"{report.already_stored} already stored; {report.total} labels in all)."
+    )
+    return 0
+
+
+def _cmd_labels_export(args: argparse.Namespace) -> int:
+    labels = _labels_of(str(args.store), None).drop(columns="batch")  # the import format
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    labels.to_csv(args.out, index=False)
+    print(f"Wrote {len(labels)} stored labels of {args.store} to {args.out}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from xrdmap.config import load_phases, load_train
+
     cfg = load_train((args.conf or CONF_DIR) / "train.yaml")
+    phases = load_phases((args.conf or CONF_DIR) / "phases.yaml")
     updates = {
         k: v for k, v in (("registry_dir", args.registry), ("seed", args.seed)) if v is not None
     }
     cfg = cfg.model_copy(update=updates)
     store = str(args.store)
-    labels = read_labels_csv(args.labels, _store_sample_sizes(store))
+    labels = _labels_of(store, args.labels)
     from models.train import train_version
 
-    version, card = train_version(store, labels, cfg)
+    version, card = train_version(store, labels, cfg, phases)
     split = card["split"]
     print(
         f"Trained model {version} in {cfg.registry_dir} on {len(split['train'])} labels "
@@ -185,11 +224,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     import zarr
 
     from xrdmap.classes import CLASS_NAMES
-    from xrdmap.labels import read_labels_csv
     from xrdmap.store import StoreError
 
     store = str(args.store)
-    labels = read_labels_csv(args.labels, _store_sample_sizes(store))
+    labels = _labels_of(store, args.labels)
     root = zarr.open_group(store, mode="r")
     version = args.model
     if version is None:
@@ -206,7 +244,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from models.train import class_metrics
 
     metrics = class_metrics(labels[list(CLASS_NAMES)].to_numpy(), np.array(conf))
-    print(f"Model {version} on {len(labels)} labeled points of {args.labels}:")
+    source = args.labels or f"{store} (stored labels)"
+    print(f"Model {version} on {len(labels)} labeled points of {source}:")
     _print_metrics(metrics)
     return 0
 
@@ -288,6 +327,34 @@ def build_parser() -> argparse.ArgumentParser:
     draw.add_argument("--out", type=Path, required=True, help="labels CSV to write")
     draw.set_defaults(func=_cmd_draw_labels)
 
+    lab = sub.add_parser(
+        "labels",
+        help="the labels table stored with the beamtime: import, export",
+        description=(
+            "Expert labels live in the store, append-only, with labeler, time, source and "
+            "the model version that queried them. CSV format: see README 'Labels'."
+        ),
+    )
+    lab_sub = lab.add_subparsers(dest="labels_command", required=True, metavar="ACTION")
+    imp = lab_sub.add_parser(
+        "import",
+        help="check a labels CSV and append it to the store's labels",
+        description=(
+            "Check FILE completely (unknown sample or point, unknown class column, "
+            "values other than 0/1, a point labeled twice with different answers, a "
+            "point already stored with other answers) and append it as one batch; "
+            "nothing is written when any check fails."
+        ),
+    )
+    imp.add_argument("store", type=Path, metavar="STORE")
+    imp.add_argument("file", type=Path, metavar="FILE")
+    imp.add_argument("--labeler", default=None, help="who labeled (overrides the file's)")
+    imp.set_defaults(func=_cmd_labels_import)
+    exp = lab_sub.add_parser("export", help="write the stored labels as CSV")
+    exp.add_argument("store", type=Path, metavar="STORE")
+    exp.add_argument("--out", type=Path, required=True, help="CSV to write")
+    exp.set_defaults(func=_cmd_labels_export)
+
     train = sub.add_parser(
         "train",
         help="train a new classifier version from labeled points of a store",
@@ -298,7 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     train.add_argument("store", type=Path, metavar="STORE")
-    train.add_argument("--labels", type=Path, required=True, help="labels CSV (see README)")
+    train.add_argument(
+        "--labels", type=Path, default=None,
+        help="train on this labels CSV instead of the labels stored in STORE",
+    )  # fmt: skip
     train.add_argument("--registry", default=None, help="model registry folder")
     train.add_argument("--seed", type=int, default=None)
     train.set_defaults(func=_cmd_train)
@@ -325,7 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-class accuracy, precision, recall, F1 of stored predictions against labels",
     )
     ev.add_argument("store", type=Path, metavar="STORE")
-    ev.add_argument("--labels", type=Path, required=True, help="labels CSV")
+    ev.add_argument(
+        "--labels", type=Path, default=None,
+        help="labels CSV (default: the labels stored in STORE)",
+    )  # fmt: skip
     ev.add_argument("--model", default=None, help="model version (default: the latest)")
     ev.set_defaults(func=_cmd_evaluate)
     return parser

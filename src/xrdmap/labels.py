@@ -7,8 +7,9 @@ One row per labeled point, with the header (split here over two lines)::
     S03,1234,0,1,1,0,0,0,0,0,0,jdoe,2026-11-25T10:00:00+00:00,expert
 
 ``point`` is the point index in the sample's scan (``points.csv``); class columns hold
-0 (absent) or 1 (present); ``labeler``, ``time`` and ``source`` are optional (filled as
-"unknown", the import time and "csv import").
+0 (absent) or 1 (present); ``labeler``, ``time``, ``source`` and ``queried_by`` (the
+model version whose relabel queue asked for the point) are optional (filled as
+"unknown", the import time, "csv import" and "").
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pandas as pd
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.tables import read_csv_table
 
-PROVENANCE_COLUMNS = ("labeler", "time", "source")
+PROVENANCE_COLUMNS = ("labeler", "time", "source", "queried_by")
 
 
 class LabelsError(ValueError):
@@ -33,7 +34,8 @@ def read_labels_csv(path: str | Path, sample_sizes: dict[str, int]) -> pd.DataFr
     """Read and check a labels CSV against the samples (name -> number of points)."""
     path = Path(path)
     required = ("sample", "point", *CLASS_NAMES)
-    table = read_csv_table(path, required, dtype={"sample": str}, error=LabelsError)
+    text = dict.fromkeys(("sample", *PROVENANCE_COLUMNS), str)
+    table = read_csv_table(path, required, dtype=text, error=LabelsError)
     unknown = [c for c in table.columns if c not in ("sample", "point", *CLASS_NAMES,
                                                       *PROVENANCE_COLUMNS)]  # fmt: skip
     if unknown:
@@ -68,7 +70,12 @@ def read_labels_csv(path: str | Path, sample_sizes: dict[str, int]) -> pd.DataFr
             s, p = conflict.index[0]
             raise LabelsError(f"{path}: point {p} of {s} is labeled twice with different answers")
         table = table.drop_duplicates(["sample", "point"])
-    defaults = {"labeler": "unknown", "time": datetime.now(UTC).isoformat(), "source": "csv import"}
+    defaults = {
+        "labeler": "unknown",
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": "csv import",
+        "queried_by": "",
+    }
     for col, value in defaults.items():
         if col not in table.columns:
             table[col] = value

@@ -1,0 +1,125 @@
+"""The labels table stored with the beamtime: append-only batches inside the store.
+
+Layout (Zarr v3, beside the samples)::
+
+    labels/                      attrs "batches": committed batches, in import order
+    labels/b0001/sample          (n,) str
+    labels/b0001/point           (n,) int64    point index in the sample's scan
+    labels/b0001/classes         (n, 9) uint8  0/1 per class, attrs "classes"
+    labels/b0001/labeler         (n,) str
+    labels/b0001/time            (n,) str      ISO 8601, when the expert labeled
+    labels/b0001/source          (n,) str      e.g. "expert", "simulated ground truth"
+    labels/b0001/queried_by      (n,) str      model version whose query asked ("" if none)
+
+An import writes one new batch, then appends its entry (name, rows, file, sha256,
+imported at) to the ``batches`` attribute: that is the commit. A crash before it
+leaves an uncommitted batch folder that readers ignore and the next import replaces.
+Labels are never changed or removed: a point labeled again with the same answer is
+skipped, with a different answer refused (naming the point and the earlier batch).
+One importer at a time per store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from xrdmap.classes import CLASS_NAMES
+from xrdmap.labels import PROVENANCE_COLUMNS, LabelsError, labels_sha256
+
+LABELS_GROUP = "labels"
+_TEXT_COLUMNS = ("sample", *PROVENANCE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    batch: str | None  #: None when every row was already stored
+    added: int
+    already_stored: int
+    total: int
+
+
+def _labels_group(root: zarr.Group) -> zarr.Group:
+    if LABELS_GROUP not in root:
+        return root.create_group(LABELS_GROUP, attributes={"batches": []})
+    return root[LABELS_GROUP]
+
+
+def stored_labels(store: str) -> pd.DataFrame:
+    """Every committed label of the store, in import order, with a ``batch`` column."""
+    root = zarr.open_group(store, mode="r")
+    columns = ["sample", "point", *CLASS_NAMES, *PROVENANCE_COLUMNS, "batch"]
+    if LABELS_GROUP not in root:
+        return pd.DataFrame(columns=columns)
+    group = root[LABELS_GROUP]
+    frames = []
+    for entry in group.attrs["batches"]:
+        batch = group[entry["name"]]
+        table = pd.DataFrame(batch["classes"][:], columns=list(CLASS_NAMES))
+        table.insert(0, "point", batch["point"][:])
+        for col in _TEXT_COLUMNS:
+            table[col] = batch[col][:].tolist()
+        table["batch"] = entry["name"]
+        frames.append(table)
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def _new_rows(existing: pd.DataFrame, table: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """Rows of ``table`` not yet stored; a stored point with another answer is refused."""
+    if existing.empty:
+        return table
+    keys = ["sample", "point"]
+    merged = table.merge(existing, on=keys, how="left", suffixes=("", "_stored"),
+                         indicator=True)  # fmt: skip
+    stored = merged["_merge"] == "both"
+    stored_classes = merged.loc[stored, [f"{c}_stored" for c in CLASS_NAMES]].to_numpy()
+    differs = (merged.loc[stored, list(CLASS_NAMES)].to_numpy() != stored_classes).any(axis=1)
+    if differs.any():
+        row = merged[stored][differs].iloc[0]
+        raise LabelsError(
+            f"{origin}: point {row['point']} of {row['sample']} is already labeled with "
+            f"different answers (batch {row['batch']}); stored labels are never changed"
+        )
+    return table[~stored.to_numpy()]
+
+
+def import_labels(store: str, table: pd.DataFrame, *, origin: str) -> ImportReport:
+    """Append the checked labels ``table`` (:func:`xrdmap.labels.read_labels_csv`) as
+    one batch; ``origin`` (the file) is recorded and named in errors."""
+    existing = stored_labels(store)
+    new = _new_rows(existing, table, origin)
+    total = len(existing) + len(new)
+    if new.empty:
+        return ImportReport(None, 0, len(table), total)
+    root = zarr.open_group(store, mode="r+")
+    group = _labels_group(root)
+    batches = list(group.attrs["batches"])
+    name = f"b{len(batches) + 1:04d}"
+    batch = group.create_group(name, overwrite=True)  # replaces an uncommitted one
+    n = len(new)
+    batch.create_array("point", data=new["point"].to_numpy(np.int64))
+    batch.create_array(
+        "classes",
+        data=new[list(CLASS_NAMES)].to_numpy(np.uint8),
+        attributes={"classes": list(CLASS_NAMES)},
+    )
+    for col in _TEXT_COLUMNS:
+        arr = batch.create_array(col, shape=(n,), dtype=str, fill_value="")
+        arr[:] = new[col].astype(str).to_numpy()
+    batches.append(
+        {
+            "name": name,
+            "rows": n,
+            "file": origin,
+            "sha256": labels_sha256(new),
+            "imported": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
+    group.attrs["batches"] = batches
+    return ImportReport(name, n, len(table) - n, total)

@@ -11,13 +11,49 @@ from xrdmap.config import TrainConfig, load_train
 class DenseClassifier:
     """Dense multi-label classifier of integrated patterns (Keras).
 
-    ``fit`` returns ``self``; fitted state lives in ``model_`` and ``history_``;
-    ``predict_proba`` gives (n, n_classes) confidences in 0..1.
+    ``pretrain`` (optional) and ``fit`` return ``self``; fitted state lives in
+    ``model_`` and ``history_``; ``predict_proba`` gives (n, n_classes) confidences.
     """
 
     def __init__(self, settings: TrainConfig | None = None, *, seed: int = 0) -> None:
         self.settings = settings or load_train()
         self.seed = seed
+
+    def _build(self, n_inputs: int, n_classes: int):
+        from models.network import build_dense_classifier
+
+        s = self.settings
+        return build_dense_classifier(
+            n_inputs, n_classes, hidden=s.hidden, dropout=s.dropout, l2=s.l2
+        )
+
+    def pretrain(self, synthetic: tuple[np.ndarray, np.ndarray]) -> DenseClassifier:
+        """Pre-train on synthetic (patterns, labels with -1 = unknown) from
+        :class:`models.synthetic.PatternSynthesizer`. Every later :meth:`fit` starts
+        from these weights, with some of these patterns mixed in (rehearsal)."""
+        import keras
+
+        from models.network import BalancedBinaryCrossentropy
+
+        s = self.settings
+        keras.utils.set_random_seed(self.seed)
+        x_syn = pattern_features(synthetic[0])
+        y_syn = synthetic[1].astype(np.float32)
+        model = self._build(x_syn.shape[1], y_syn.shape[1])
+        model.compile(
+            optimizer=keras.optimizers.Adam(s.learning_rate),
+            loss=BalancedBinaryCrossentropy([1.0] * y_syn.shape[1]),
+        )
+        model.fit(
+            x_syn,
+            y_syn,
+            epochs=s.pretrain_epochs,
+            batch_size=s.pretrain_batch_size,
+            shuffle=True,
+            verbose=0,
+        )
+        self.pretrained_ = (model.get_weights(), x_syn, y_syn)
+        return self
 
     def fit(
         self,
@@ -30,16 +66,17 @@ class DenseClassifier:
     ) -> DenseClassifier:
         """Train on labeled patterns, early-stopped on the validation ones.
 
-        ``synthetic`` (patterns, labels with -1 = unknown), from
-        :class:`models.synthetic.PatternSynthesizer`: the network is pre-trained on
-        them, then fine-tuned on the labeled patterns at ``finetune_learning_rate``
-        with ``rehearsal_patterns`` of them mixed in (so that phases missing from the
-        labels are not forgotten).
+        With ``synthetic`` (or after :meth:`pretrain`) the network starts from the
+        pre-trained weights and is fine-tuned at ``finetune_learning_rate`` with
+        ``rehearsal_patterns`` synthetic patterns mixed in (so that phases missing from
+        the labels are not forgotten).
         """
         import keras
 
-        from models.network import BalancedBinaryCrossentropy, build_dense_classifier
+        from models.network import BalancedBinaryCrossentropy
 
+        if synthetic is not None:
+            self.pretrain(synthetic)
         s = self.settings
         keras.utils.set_random_seed(self.seed)
         rng = np.random.default_rng(self.seed)
@@ -49,25 +86,11 @@ class DenseClassifier:
         pos_weight = np.clip(
             (len(labels) - positives) / np.maximum(positives, 1), 1.0, s.max_pos_weight
         )
-        model = build_dense_classifier(
-            x.shape[1], y.shape[1], hidden=s.hidden, dropout=s.dropout, l2=s.l2
-        )
+        model = self._build(x.shape[1], y.shape[1])
         learning_rate = s.learning_rate
-        if synthetic is not None:
-            x_syn = pattern_features(synthetic[0])
-            y_syn = synthetic[1].astype(np.float32)
-            model.compile(
-                optimizer=keras.optimizers.Adam(s.learning_rate),
-                loss=BalancedBinaryCrossentropy([1.0] * y.shape[1]),
-            )
-            model.fit(
-                x_syn,
-                y_syn,
-                epochs=s.pretrain_epochs,
-                batch_size=s.pretrain_batch_size,
-                shuffle=True,
-                verbose=0,
-            )
+        if hasattr(self, "pretrained_"):
+            weights, x_syn, y_syn = self.pretrained_
+            model.set_weights(weights)
             keep = rng.permutation(len(x_syn))[: s.rehearsal_patterns]
             x, y = np.concatenate([x, x_syn[keep]]), np.concatenate([y, y_syn[keep]])
             learning_rate = s.finetune_learning_rate

@@ -12,9 +12,10 @@ Scores, from (n, classes) confidences in 0..1, each in 0..1 with 1 = most unsure
 Uncertainty alone tends to pick twenty neighbours on one rust rim (and is known to lose
 to random picks on multi-label data), so :func:`diverse_batch` takes the most uncertain
 candidates, clusters them in pattern space (k-means) and takes the most uncertain point
-of each cluster, at most :data:`MAX_SHARE_PER_SAMPLE` of the batch from one sample and
-never two within ``min_distance_um`` of each other on one map. :func:`cold_start_batch`
-needs no model: one point per component of a Gaussian mixture over the patterns.
+of each cluster, at most :data:`MAX_SHARE_PER_SAMPLE` of the batch from one sample (an
+even share when there are fewer samples than that allows) and never two within
+``min_distance_um`` of each other on one map. :func:`cold_start_batch` needs no model:
+one point per component of a Gaussian mixture over the patterns.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def pattern_embedding(features: np.ndarray, *, n_components: int = 16, seed: int
 class _Spread:
     """Accepts points while the per-sample cap and the minimum distance allow."""
 
-    def __init__(self, n: int, groups: np.ndarray, xy: np.ndarray, min_distance: float):
-        self.cap = max(2, math.ceil(MAX_SHARE_PER_SAMPLE * n))
+    def __init__(self, n: int, groups: np.ndarray, xy: np.ndarray, min_distance: float, eligible):
+        n_groups = len(np.unique(groups[eligible]))  # few samples: each takes its share
+        self.cap = max(2, math.ceil(MAX_SHARE_PER_SAMPLE * n), math.ceil(n / max(n_groups, 1)))
         self.groups, self.xy, self.min_distance = groups, xy, min_distance
         self.picked: list[int] = []
 
@@ -121,7 +123,7 @@ def diverse_batch(
         return pool
     clusters = KMeans(n_clusters=n, n_init=3, random_state=seed).fit_predict(embedding[pool])
     best_of = [pool[clusters == k][np.argmax(scores[pool[clusters == k]])] for k in range(n)]
-    spread = _Spread(n, groups, xy, min_distance_um)
+    spread = _Spread(n, groups, xy, min_distance_um, idx)
     spread.take(np.array(sorted(best_of, key=lambda i: -scores[i])), n)
     spread.take(ranked, n)  # clusters lost to the spread rules: next most uncertain points
     return np.array(spread.picked)
@@ -145,7 +147,7 @@ def cold_start_batch(
     gmm = GaussianMixture(n, covariance_type="diag", random_state=seed).fit(fit)
     density = gmm.score_samples(embedding[idx])
     component = gmm.predict(embedding[idx])
-    spread = _Spread(n, groups, xy, min_distance_um)
+    spread = _Spread(n, groups, xy, min_distance_um, idx)
     typical = [
         idx[component == k][np.argmax(density[component == k])]
         for k in range(n)

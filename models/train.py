@@ -14,7 +14,7 @@ from models.synthetic import NoiseModel, PatternSynthesizer, background_library
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import PhasesConfig, TrainConfig
 from xrdmap.labels import LabelsError, labels_sha256
-from xrdmap.phases import all_reference_lines
+from xrdmap.phases import store_reference_lines
 from xrdmap.provenance import software_versions
 from xrdmap.store import stored_wavelength_a
 
@@ -62,14 +62,9 @@ def store_synthesizer(
         patterns.append(group["patterns"].get_orthogonal_selection((points, slice(None))))
         sigma.append(group["sigma"].get_orthogonal_selection((points, slice(None))))
     patterns, sigma = np.concatenate(patterns), np.concatenate(sigma)
-    tth = root[samples[0]]["tth_deg"][:]
-    wavelength = stored_wavelength_a(root)
-    step = float(np.diff(tth).mean())
-    lines = all_reference_lines(
-        phases, wavelength_a=wavelength, tth_range_deg=(tth[0] - 5 * step, tth[-1] + 5 * step)
-    )
     return PatternSynthesizer(
-        tth, lines, phases, wavelength, background_library(patterns),
+        root[samples[0]]["tth_deg"][:], store_reference_lines(store, phases), phases,
+        stored_wavelength_a(root), background_library(patterns),
         NoiseModel.from_patterns(patterns, sigma),
     )  # fmt: skip
 

@@ -26,7 +26,7 @@ def test_scores_rank_unsure_points_first():
     mg = uncertainty(conf, "margin")
     assert mg[0] < mg[1] and mg[0] < mg[2]
     ent = uncertainty(conf, "entropy")
-    assert ent[0] < ent[1] and ent[0] < ent[2] and 0 <= ent[:3].min() and ent[:3].max() <= 1
+    assert ent[0] < ent[1] and ent[0] < ent[2] and ent[:3].min() >= 0 and ent[:3].max() <= 1
     assert uncertainty(np.full((1, 9), 0.5), "entropy")[0] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="unknown uncertainty score 'gini'"):
         uncertainty(conf, "gini")
@@ -85,6 +85,9 @@ def test_cold_start_takes_one_point_per_pattern_family():
 
 def test_embedding_is_seeded_and_low_dimensional():
     x = np.random.default_rng(3).normal(size=(500, 40)).astype(np.float32)
-    a, b = pattern_embedding(x, n_components=8, seed=1), pattern_embedding(x, n_components=8, seed=1)
+    a, b = (
+        pattern_embedding(x, n_components=8, seed=1),
+        pattern_embedding(x, n_components=8, seed=1),
+    )
     assert a.shape == (500, 8)
     np.testing.assert_array_equal(a, b)

@@ -219,6 +219,36 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_query(args: argparse.Namespace) -> int:
+    import zarr
+
+    from xrdmap.config import load_phases
+
+    store = str(args.store)
+    _store_sample_sizes(store)
+    if args.n < 1:
+        raise ConfigError("--n: ask for at least one point")
+    phases = load_phases((args.conf or CONF_DIR) / "phases.yaml")
+    if args.model:
+        from xrdmap.store import StoreError
+
+        root = zarr.open_group(store, mode="r")
+        first = root[root.attrs["xrdmap"]["samples"][0]]
+        if "confidence" not in first or args.model not in first["confidence"]:
+            raise StoreError(f"{store}: no confidences of model {args.model} (run xrdmap "
+                             f"predict {store} --model {args.model})")  # fmt: skip
+    with _prefect(args.verbose):
+        from flows.active_learning import query_relabel
+
+        path, version = query_relabel(store, args.n, phases, args.strategy, args.score, args.model,
+                                      str(args.out) if args.out else None, args.seed)  # fmt: skip
+    basis = f"confidences of model {version}" if version else "a cold start (no model yet)"
+    print(f"Queued {args.n} points for relabeling from {basis}: {path}")
+    print("Fill in the class columns (0/1) and import with: "
+          f"xrdmap labels import {store} {path}")  # fmt: skip
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
     import zarr
@@ -247,6 +277,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     source = args.labels or f"{store} (stored labels)"
     print(f"Model {version} on {len(labels)} labeled points of {source}:")
     _print_metrics(metrics)
+    return 0
+
+
+def _cmd_al_benchmark(args: argparse.Namespace) -> int:
+    from xrdmap.config import load_phases, load_train
+
+    conf = args.conf or CONF_DIR
+    cfg, phases = load_train(conf / "train.yaml"), load_phases(conf / "phases.yaml")
+    budgets = sorted(args.budgets)
+    if len(budgets) < 2 or budgets[0] < 5:
+        raise ConfigError("--budgets: give at least two label counts, the first >= 5")
+    from models.al_benchmark import labels_to_reach, plot_curves, run_al_benchmark, summarize
+
+    results = run_al_benchmark(str(args.store), str(args.truth_dir), cfg, phases,
+                               seeds=args.seeds, budgets=budgets)  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(args.out / "results.csv", index=False)
+    summary = summarize(results)
+    summary.to_csv(args.out / "summary.csv", index=False)
+    plot_curves(results, str(args.out / "curves.png"))
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    target = summary[(summary["strategy"] == "random") & (summary["labels"] == budgets[-1])]
+    reference = float(target["mean"].iloc[0])
+    print(f"Random selection with {budgets[-1]} labels: mean accuracy {reference:.4f}.")
+    for strategy in ("uncertainty", "diverse"):
+        n = labels_to_reach(results, strategy, reference)
+        reached = f"reaches it with {n} labels" if n else "does not reach it"
+        print(f"  {strategy}: {reached}")
+    print(f"Wrote {args.out}/results.csv, summary.csv and curves.png")
     return 0
 
 
@@ -401,6 +460,46 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ev.add_argument("--model", default=None, help="model version (default: the latest)")
     ev.set_defaults(func=_cmd_evaluate)
+
+    qry = sub.add_parser(
+        "query",
+        help="queue the points an expert should label next (CSV + pictures)",
+        description=(
+            "A Prefect flow (query-relabel): picks N unlabeled points where the model is "
+            "unsure (a diverse batch by default; a Gaussian-mixture cold start when no "
+            "model has predicted yet), writes <store>-queue/<version>/queue.csv with a "
+            "picture per point, and publishes the queue as a Prefect artifact."
+        ),
+    )
+    qry.add_argument("store", type=Path, metavar="STORE")
+    qry.add_argument("--n", type=int, default=20, help="points to queue (default 20)")
+    qry.add_argument("--strategy", choices=("diverse", "uncertainty"), default="diverse")
+    qry.add_argument("--score", choices=("least_confidence", "margin", "entropy"),
+                     default="least_confidence")  # fmt: skip
+    qry.add_argument("--model", default=None, help="model version (default: the latest)")
+    qry.add_argument("--out", type=Path, default=None, help="queue folder (must be new)")
+    qry.add_argument("--seed", type=int, default=0)
+    qry.add_argument("--verbose", action="store_true", help="show Prefect's logs")
+    qry.set_defaults(func=_cmd_query)
+
+    alb = sub.add_parser(
+        "al-benchmark",
+        help="(development) simulated-oracle experiment: active vs random selection",
+        description=(
+            "The simulator's ground truth answers the queries: accuracy against number "
+            "of labels for random, uncertainty-only and diverse selection, over several "
+            "seeds; writes results.csv, summary.csv and curves.png."
+        ),
+    )
+    alb.add_argument("store", type=Path, metavar="STORE")
+    alb.add_argument("truth_dir", type=Path, metavar="TRUTH_DIR")
+    alb.add_argument("--seeds", type=int, default=5)
+    alb.add_argument(
+        "--budgets", type=lambda t: [int(v) for v in t.split(",")],
+        default=[20, 35, 50, 70, 100, 139], help="label counts, comma-separated",
+    )  # fmt: skip
+    alb.add_argument("--out", type=Path, required=True, help="folder for results and plot")
+    alb.set_defaults(func=_cmd_al_benchmark)
     return parser
 
 

@@ -24,6 +24,9 @@ from xrdmap.classes import CLASS_NAMES
 from xrdmap.tables import read_csv_table
 
 PROVENANCE_COLUMNS = ("labeler", "time", "source", "queried_by")
+#: Informative columns of a relabel queue (:mod:`xrdmap.relabel_queue`), ignored here.
+QUEUE_COLUMNS = ("x_um", "y_um", "score", "reason", "picture",
+                 *(f"conf_{c}" for c in CLASS_NAMES))  # fmt: skip
 
 
 class LabelsError(ValueError):
@@ -36,14 +39,28 @@ def read_labels_csv(path: str | Path, sample_sizes: dict[str, int]) -> pd.DataFr
     required = ("sample", "point", *CLASS_NAMES)
     text = dict.fromkeys(("sample", *PROVENANCE_COLUMNS), str)
     table = read_csv_table(path, required, dtype=text, error=LabelsError)
-    unknown = [c for c in table.columns if c not in ("sample", "point", *CLASS_NAMES,
-                                                      *PROVENANCE_COLUMNS)]  # fmt: skip
+    known = ("sample", "point", *CLASS_NAMES, *PROVENANCE_COLUMNS, *QUEUE_COLUMNS)
+    unknown = [c for c in table.columns if c not in known]
     if unknown:
         raise LabelsError(f"{path}: unknown column(s) {', '.join(unknown)}")
     if table.empty:
         raise LabelsError(f"{path}: no labels")
-    for i, row in enumerate(table.itertuples(index=False), start=2):
-        sample, point = row[0], row[1]
+    blank = table[list(CLASS_NAMES)].isna()
+    partly = blank.any(axis=1) & ~blank.all(axis=1)
+    if partly.any():
+        line = int(partly.to_numpy().nonzero()[0][0])
+        missing = [c for c in CLASS_NAMES if blank.iloc[line][c]]
+        raise LabelsError(
+            f"{path}: line {line + 2}: {missing[0]}: blank; give every class of a point "
+            "(0 or 1) or leave the whole row blank (not labeled yet)"
+        )
+    table = table[~blank.all(axis=1).to_numpy()].drop(
+        columns=[c for c in QUEUE_COLUMNS if c in table.columns]
+    )
+    if table.empty:
+        raise LabelsError(f"{path}: no labels filled in (every row's class columns are blank)")
+    for row in table.itertuples():  # the index is the file's row: line = index + 2
+        i, sample, point = row.Index + 2, row.sample, row.point
         if sample not in sample_sizes:
             raise LabelsError(f"{path}: line {i}: sample: unknown sample {sample!r}")
         try:
@@ -57,9 +74,8 @@ def read_labels_csv(path: str | Path, sample_sizes: dict[str, int]) -> pd.DataFr
     for c in CLASS_NAMES:
         bad = ~table[c].isin([0, 1])
         if bad.any():
-            line = int(bad.to_numpy().nonzero()[0][0]) + 2
-            value = table[c].iloc[line - 2]
-            raise LabelsError(f"{path}: line {line}: {c}: {value} is not 0/1")
+            first = table.index[bad.to_numpy()][0]
+            raise LabelsError(f"{path}: line {first + 2}: {c}: {table[c][first]} is not 0/1")
     table["point"] = table["point"].astype(int)
     table[list(CLASS_NAMES)] = table[list(CLASS_NAMES)].astype("uint8")
     dup = table.duplicated(["sample", "point"], keep=False)

@@ -27,7 +27,7 @@ QUARANTINED_COLOUR = "#9e9e9e"
 THRESHOLD = 0.5
 
 
-def _grid(root: zarr.Group, sample: str) -> tuple[tuple[int, int], tuple[float, ...]]:
+def sample_grid(root: zarr.Group, sample: str) -> tuple[tuple[int, int], tuple[float, ...]]:
     rows, cols = root[sample].attrs["grid_shape"]
     pos = root[sample]["positions"][:]
     sx = (pos[:, 0].max() - pos[:, 0].min()) / max(cols - 1, 1)
@@ -67,7 +67,7 @@ def write_sample_maps(store: str, sample: str, version: str, out_dir: Path) -> l
     """``<sample>_confidence.png`` (one map per class) and ``<sample>_phases.png``."""
     root = zarr.open_group(store, mode="r")
     conf = root[sample]["confidence"][version][:]
-    grid, extent = _grid(root, sample)
+    grid, extent = sample_grid(root, sample)
     out_dir.mkdir(parents=True, exist_ok=True)
     width = extent[1] - extent[0]
     height = extent[2] - extent[3]
@@ -103,7 +103,7 @@ def write_overview(store: str, version: str, out_dir: Path) -> Path:
     """The phase maps of every sample side by side, same vertical scale (um)."""
     root = zarr.open_group(store, mode="r")
     samples = root.attrs["xrdmap"]["samples"]
-    grids = {s: _grid(root, s) for s in samples}
+    grids = {s: sample_grid(root, s) for s in samples}
     widths = [g[1][1] - g[1][0] for g in grids.values()]
     fig = Figure(figsize=(min(3 + 1.6 * len(samples), 30), 6), layout="constrained")
     axes = fig.subplots(1, len(samples), gridspec_kw={"width_ratios": widths}, squeeze=False)

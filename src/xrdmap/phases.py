@@ -139,3 +139,20 @@ def all_reference_lines(
         )
         for name, ph in phases.phases.items()
     }
+
+
+def store_reference_lines(store: str, phases: PhasesConfig) -> dict[str, ReferenceLines]:
+    """Reference lines of every phase at the wavelength and over the 2theta axis (plus
+    five bins each side) of a processed store."""
+    import zarr
+
+    from xrdmap.store import stored_wavelength_a
+
+    root = zarr.open_group(store, mode="r")
+    tth = root[root.attrs["xrdmap"]["samples"][0]]["tth_deg"][:]
+    margin = 5 * float(np.diff(tth).mean())
+    return all_reference_lines(
+        phases,
+        wavelength_a=stored_wavelength_a(root),
+        tth_range_deg=(float(tth[0]) - margin, float(tth[-1]) + margin),
+    )

@@ -1,0 +1,155 @@
+"""Simulated-oracle experiment: accuracy against number of labels, active vs random.
+
+The simulator's ground truth answers every query. For each seed, the network is
+pre-trained once (synthetic patterns, as ``xrdmap train`` does); then, for each
+strategy, labels are added batch by batch up to each budget, the network is fine-tuned
+from the pre-trained weights on them (4/5 train, 1/5 validation for early stopping),
+every pattern is predicted, and the accuracy of each class is measured on every point
+not labeled. Strategies:
+
+- ``random``: points drawn uniformly at random (the reference paper's protocol);
+- ``uncertainty``: a cold-start batch, then the least-confident points only;
+- ``diverse``: a cold-start batch, then :func:`models.selection.diverse_batch`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from models.classifier import DenseClassifier
+from models.preprocess import pattern_features
+from models.selection import (
+    cold_start_batch,
+    diverse_batch,
+    pattern_embedding,
+    top_uncertain,
+    uncertainty,
+)
+from models.train import synthetic_patterns
+from xrdmap.classes import CLASS_NAMES
+from xrdmap.config import PhasesConfig, TrainConfig
+from xrdmap.simulate.expert import load_truth
+
+STRATEGIES = ("random", "uncertainty", "diverse")
+DEFAULT_BUDGETS = (20, 35, 50, 70, 100, 139)
+
+
+def load_store_points(store: str):
+    """All patterns of a store, with sample name and position (um) per point."""
+    root = zarr.open_group(store, mode="r")
+    samples = root.attrs["xrdmap"]["samples"]
+    patterns = np.concatenate([root[s]["patterns"][:] for s in samples])
+    groups = np.concatenate([np.full(root[s]["patterns"].shape[0], s) for s in samples])
+    xy = np.concatenate([root[s]["positions"][:] for s in samples])
+    return samples, patterns, groups, xy
+
+
+def _split(labeled: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(labeled)
+    n_val = max(1, round(len(order) / 5))
+    return order[n_val:], order[:n_val]
+
+
+def run_al_benchmark(
+    store: str,
+    truth_dir: str,
+    cfg: TrainConfig,
+    phases: PhasesConfig,
+    *,
+    seeds: int = 5,
+    budgets: Sequence[int] = DEFAULT_BUDGETS,
+    strategies: Sequence[str] = STRATEGIES,
+    report: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """One row per (strategy, seed, budget): per-class accuracy, their mean, seconds."""
+    samples, patterns, groups, xy = load_store_points(store)
+    truth = load_truth(truth_dir, samples)[list(CLASS_NAMES)].to_numpy()
+    valid = ~np.isnan(patterns).any(axis=1)
+    embedding = pattern_embedding(pattern_features(patterns))
+    rows = []
+    for seed in range(seeds):
+        t0 = time.perf_counter()
+        clf = DenseClassifier(cfg, seed=seed)
+        synthetic = synthetic_patterns(store, phases, cfg, seed)
+        if synthetic is not None:
+            clf.pretrain(synthetic)
+        report(f"seed {seed}: pre-trained in {time.perf_counter() - t0:.0f} s")
+        first = cold_start_batch(embedding, budgets[0], groups=groups, xy=xy, valid=valid,
+                                 seed=seed)  # fmt: skip
+        for strategy in strategies:
+            rng = np.random.default_rng(seed)
+            if strategy == "random":
+                labeled = rng.choice(np.flatnonzero(valid), budgets[0], replace=False)
+            else:
+                labeled = first
+            for k in range(len(budgets)):
+                t1 = time.perf_counter()
+                train, val = _split(labeled, seed)
+                clf.fit(patterns[train], truth[train], patterns[val], truth[val])
+                conf = clf.predict_proba(patterns)
+                scored = np.setdiff1d(np.flatnonzero(valid), labeled)
+                acc = ((conf[scored] >= 0.5) == truth[scored]).mean(axis=0)
+                rows.append({"strategy": strategy, "seed": seed, "labels": len(labeled),
+                             **dict(zip(CLASS_NAMES, acc, strict=True)),
+                             "mean": float(acc.mean()),
+                             "seconds": time.perf_counter() - t1})  # fmt: skip
+                report(f"seed {seed} {strategy:11s} {len(labeled):4d} labels: "
+                       f"mean accuracy {acc.mean():.4f}")  # fmt: skip
+                if k + 1 == len(budgets):
+                    break
+                n_new = budgets[k + 1] - len(labeled)
+                scores = uncertainty(conf)
+                if strategy == "random":
+                    rest = np.setdiff1d(np.flatnonzero(valid), labeled)
+                    new = rng.choice(rest, n_new, replace=False)
+                elif strategy == "uncertainty":
+                    new = top_uncertain(scores, n_new, exclude=labeled)
+                else:
+                    new = diverse_batch(scores, embedding, n_new, groups=groups, xy=xy,
+                                        exclude=labeled, seed=seed)  # fmt: skip
+                labeled = np.concatenate([labeled, new])
+    return pd.DataFrame(rows)
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of the mean accuracy, per strategy and
+    number of labels."""
+    grouped = results.groupby(["strategy", "labels"])["mean"]
+    return grouped.agg(["mean", "std", "count"]).reset_index()
+
+
+def labels_to_reach(results: pd.DataFrame, strategy: str, target: float) -> int | None:
+    """Fewest labels at which ``strategy``'s mean accuracy (over seeds) reaches ``target``."""
+    s = summarize(results)
+    s = s[(s["strategy"] == strategy) & (s["mean"] >= target)]
+    return int(s["labels"].min()) if len(s) else None
+
+
+def plot_curves(results: pd.DataFrame, path: str) -> None:
+    """Mean accuracy against number of labels, one line (mean, +- std band) per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = summarize(results)
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for strategy, part in s.groupby("strategy", sort=False):
+        line = ax.plot(part["labels"], part["mean"], marker="o", label=strategy)[0]
+        ax.fill_between(part["labels"], part["mean"] - part["std"].fillna(0),
+                        part["mean"] + part["std"].fillna(0), color=line.get_color(),
+                        alpha=0.2)  # fmt: skip
+    n_seeds = int(results["seed"].nunique())
+    ax.set_xlabel("expert labels")
+    ax.set_ylabel("mean accuracy over the 9 classes")
+    ax.set_title(f"Simulated oracle: accuracy vs labels (mean +- std, {n_seeds} seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(title="selection")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

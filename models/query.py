@@ -1,0 +1,91 @@
+"""The relabel queue of a store: which points to ask the expert about next, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from models.preprocess import pattern_features
+from models.selection import (
+    cold_start_batch,
+    diverse_batch,
+    pattern_embedding,
+    top_uncertain,
+    uncertainty,
+)
+from xrdmap.classes import CLASS_NAMES
+from xrdmap.label_store import stored_labels
+
+STRATEGIES = ("diverse", "uncertainty")
+COLD_START = "cold start"
+
+
+@dataclass(frozen=True)
+class Query:
+    table: pd.DataFrame  #: sample, point, x_um, y_um, score, reason, conf_<class>...
+    version: str  #: model whose confidences were used ("" for a cold start)
+
+
+def _latest_version(root: zarr.Group, samples: list[str]) -> str:
+    first = root[samples[0]]
+    return first["confidence"].attrs.get("latest", "") if "confidence" in first else ""
+
+
+def query_points(
+    store: str,
+    n: int,
+    *,
+    strategy: str = "diverse",
+    score: str = "least_confidence",
+    version: str | None = None,
+    min_distance_um: float = 10.0,
+    seed: int = 0,
+) -> Query:
+    """``n`` unlabeled points to relabel, from the confidences of model ``version``
+    (default: the latest predicted); a cold start (no model) when none exists yet."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    root = zarr.open_group(store, mode="r")
+    samples = root.attrs["xrdmap"]["samples"]
+    version = _latest_version(root, samples) if version is None else version
+    patterns = np.concatenate([root[s]["patterns"][:] for s in samples])
+    valid = np.concatenate([root[s]["status"][:] == 0 for s in samples])
+    groups = np.concatenate([np.full(root[s]["status"].shape[0], s) for s in samples])
+    points = np.concatenate([np.arange(root[s]["status"].shape[0]) for s in samples])
+    xy = np.concatenate([root[s]["positions"][:] for s in samples])
+    sizes = [root[s]["status"].shape[0] for s in samples]
+    offset = dict(zip(samples, np.cumsum([0, *sizes[:-1]]), strict=True))
+    labels = stored_labels(store)
+    keys = zip(labels["sample"], labels["point"], strict=True)
+    labeled = np.array([offset[s] + p for s, p in keys], dtype=int)
+    embedding = pattern_embedding(pattern_features(patterns), seed=seed)
+    if version:
+        conf = np.concatenate([root[s]["confidence"][version][:] for s in samples])
+        scores = uncertainty(conf, score)
+        scores[~valid] = -np.inf
+        if strategy == "diverse":
+            picked = diverse_batch(scores, embedding, n, groups=groups, xy=xy,
+                                   min_distance_um=min_distance_um, exclude=labeled,
+                                   seed=seed)  # fmt: skip
+            reason = f"uncertain ({score} {{:.2f}}), diverse batch"
+        else:
+            picked = top_uncertain(scores, n, exclude=labeled)
+            reason = f"uncertain ({score} {{:.2f}})"
+        reasons = [reason.format(scores[i]) for i in picked]
+    else:
+        valid[labeled] = False
+        picked = cold_start_batch(embedding, n, groups=groups, xy=xy,
+                                  min_distance_um=min_distance_um, valid=valid,
+                                  seed=seed)  # fmt: skip
+        conf = np.full((len(patterns), len(CLASS_NAMES)), np.nan)
+        scores = np.full(len(patterns), np.nan)
+        reasons = [f"{COLD_START}: typical of its pattern family (no model yet)"] * len(picked)
+    table = pd.DataFrame({"sample": groups[picked], "point": points[picked],
+                          "x_um": xy[picked, 0], "y_um": xy[picked, 1],
+                          "score": scores[picked], "reason": reasons})  # fmt: skip
+    for i, name in enumerate(CLASS_NAMES):
+        table[f"conf_{name}"] = conf[picked, i]
+    return Query(table=table, version=version)

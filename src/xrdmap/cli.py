@@ -97,16 +97,9 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 
 def _store_sample_sizes(store: str) -> dict[str, int]:
-    import zarr
+    from xrdmap.store import sample_sizes
 
-    from xrdmap.store import StoreError
-
-    try:
-        root = zarr.open_group(store, mode="r")
-        samples = root.attrs["xrdmap"]["samples"]
-    except (FileNotFoundError, KeyError):
-        raise StoreError(f"{store}: not a store written by `xrdmap process`") from None
-    return {s: root[s]["patterns"].shape[0] for s in samples}
+    return sample_sizes(store)
 
 
 def _cmd_draw_labels(args: argparse.Namespace) -> int:
@@ -246,6 +239,31 @@ def _cmd_query(args: argparse.Namespace) -> int:
     print(f"Queued {args.n} points for relabeling from {basis}: {path}")
     print("Fill in the class columns (0/1) and import with: "
           f"xrdmap labels import {store} {path}")  # fmt: skip
+    return 0
+
+
+def _cmd_label_ui(args: argparse.Namespace) -> int:
+    from xrdmap.labels import LabelsError
+    from xrdmap.relabel_queue import QUEUE_FILE
+
+    store = str(args.store)
+    _store_sample_sizes(store)
+    queue = args.queue
+    if queue is None:
+        queues = sorted(Path(f"{store.rstrip('/')}-queue").glob(f"*/{QUEUE_FILE}"),
+                        key=lambda p: p.stat().st_mtime)  # fmt: skip
+        if not queues:
+            raise LabelsError(f"{store}: no relabel queue yet (run xrdmap query {store})")
+        queue = queues[-1].parent
+    if not (queue / QUEUE_FILE).is_file():
+        raise LabelsError(f"{queue}: no {QUEUE_FILE} here (a folder written by xrdmap query)")
+    import uvicorn
+
+    from xrdmap.label_ui import create_app
+
+    app = create_app(store, queue, labeler=args.labeler or "")
+    print(f"Labeling {queue / QUEUE_FILE} at http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
@@ -481,6 +499,22 @@ def build_parser() -> argparse.ArgumentParser:
     qry.add_argument("--seed", type=int, default=0)
     qry.add_argument("--verbose", action="store_true", help="show Prefect's logs")
     qry.set_defaults(func=_cmd_query)
+
+    ui = sub.add_parser(
+        "label-ui",
+        help="label a relabel queue in a local web page",
+        description=(
+            "Serve a page with each queued point's picture and one checkbox per class; "
+            "every saved point is checked and appended to the store's labels."
+        ),
+    )
+    ui.add_argument("store", type=Path, metavar="STORE")
+    ui.add_argument("--queue", type=Path, default=None,
+                    help="queue folder (default: the newest under STORE-queue)")  # fmt: skip
+    ui.add_argument("--labeler", default=None, help="name filled in on the page")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=8765)
+    ui.set_defaults(func=_cmd_label_ui)
 
     alb = sub.add_parser(
         "al-benchmark",

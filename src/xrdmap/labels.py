@@ -59,6 +59,15 @@ def read_labels_csv(path: str | Path, sample_sizes: dict[str, int]) -> pd.DataFr
     )
     if table.empty:
         raise LabelsError(f"{path}: no labels filled in (every row's class columns are blank)")
+    return check_labels_table(table, sample_sizes, origin=str(path), source="csv import")
+
+
+def check_labels_table(
+    table: pd.DataFrame, sample_sizes: dict[str, int], *, origin: str, source: str
+) -> pd.DataFrame:
+    """Check labels rows (index = row number in ``origin``, named "line index + 2");
+    fill missing provenance (``source`` among it). Returns the clean table."""
+    path = origin
     for row in table.itertuples():  # the index is the file's row: line = index + 2
         i, sample, point = row.Index + 2, row.sample, row.point
         if sample not in sample_sizes:
@@ -89,7 +98,7 @@ def read_labels_csv(path: str | Path, sample_sizes: dict[str, int]) -> pd.DataFr
     defaults = {
         "labeler": "unknown",
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "source": "csv import",
+        "source": source,
         "queried_by": "",
     }
     for col, value in defaults.items():

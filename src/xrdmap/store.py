@@ -222,6 +222,16 @@ def _create_sample(
     )
 
 
+def sample_sizes(store: str) -> dict[str, int]:
+    """Points per sample of a store written by ``xrdmap process``, in sample order."""
+    try:
+        root = zarr.open_group(store, mode="r")
+        samples = root.attrs["xrdmap"]["samples"]
+    except (FileNotFoundError, KeyError):
+        raise StoreError(f"{store}: not a store written by `xrdmap process`") from None
+    return {s: root[s]["status"].shape[0] for s in samples}
+
+
 def stored_wavelength_a(root: zarr.Group) -> float:
     """X-ray wavelength (Angstrom) of the PONI the store was integrated with."""
     import yaml

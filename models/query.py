@@ -89,3 +89,16 @@ def query_points(
     for i, name in enumerate(CLASS_NAMES):
         table[f"conf_{name}"] = conf[picked, i]
     return Query(table=table, version=version)
+
+
+def unsure_fraction(store: str, version: str, *, band: tuple[float, float] = (0.2, 0.8)) -> float:
+    """Share of valid points with at least one class confidence inside ``band``."""
+    root = zarr.open_group(store, mode="r")
+    unsure = total = 0
+    for sample in root.attrs["xrdmap"]["samples"]:
+        conf = root[sample]["confidence"][version][:]
+        ok = ~np.isnan(conf).any(axis=1)
+        inside = ((conf[ok] > band[0]) & (conf[ok] < band[1])).any(axis=1)
+        unsure += int(inside.sum())
+        total += int(ok.sum())
+    return unsure / max(total, 1)

@@ -242,6 +242,31 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_al_rounds(args: argparse.Namespace) -> int:
+    from xrdmap.config import load_process
+
+    store = str(args.store)
+    _store_sample_sizes(store)
+    registry = _registry(args)
+    workers = load_process((args.conf or CONF_DIR) / "process.yaml").dask.n_workers
+    print(f"Active learning on {store}: {args.rounds} round(s) of {args.n} points. Each round "
+          f"waits for labels: `xrdmap label-ui {store}` or `xrdmap labels import {store} "
+          "QUEUE_CSV`.", flush=True)  # fmt: skip
+    with _prefect(args.verbose):
+        from flows.active_learning import active_learning
+
+        records = active_learning(
+            store, registry, rounds=args.rounds, n=args.n, strategy=args.strategy,
+            conf_dir=str(args.conf) if args.conf else None, min_labels=args.min_labels,
+            poll_s=args.poll_s, timeout_s=args.timeout_h * 3600, n_workers=workers or 2,
+        )  # fmt: skip
+    for r in records:
+        acc = f"{r.test_mean_accuracy:.3f}" if r.test_mean_accuracy is not None else "n/a"
+        print(f"round {r.round}: {r.labels} labels -> model {r.model}, test mean accuracy "
+              f"{acc}, unsure share {r.unsure_share:.3f}")  # fmt: skip
+    return 0
+
+
 def _cmd_label_ui(args: argparse.Namespace) -> int:
     from xrdmap.labels import LabelsError
     from xrdmap.relabel_queue import QUEUE_FILE
@@ -499,6 +524,30 @@ def build_parser() -> argparse.ArgumentParser:
     qry.add_argument("--seed", type=int, default=0)
     qry.add_argument("--verbose", action="store_true", help="show Prefect's logs")
     qry.set_defaults(func=_cmd_query)
+
+    rnd = sub.add_parser(
+        "al-rounds",
+        help="active-learning rounds: query, wait for labels, retrain, re-predict, maps",
+        description=(
+            "The Prefect flow active-learning: each round queues N points, waits until "
+            "they are labeled (label-ui or labels import, from another shell), trains a "
+            "new model version on every stored label, predicts the store and draws the "
+            "maps. Rounds are recorded in STORE-queue/rounds.csv; re-running resumes."
+        ),
+    )
+    rnd.add_argument("store", type=Path, metavar="STORE")
+    rnd.add_argument("--rounds", type=int, default=1)
+    rnd.add_argument("--n", type=int, default=20, help="points per round (default 20)")
+    rnd.add_argument("--strategy", choices=("diverse", "uncertainty"), default="diverse")
+    rnd.add_argument(
+        "--min-labels", type=int, default=None,
+        help="go on once this many queued points are labeled (default all)",
+    )  # fmt: skip
+    rnd.add_argument("--poll-s", type=float, default=10.0, help="seconds between checks")
+    rnd.add_argument("--timeout-h", type=float, default=168.0, help="hours to wait per round")
+    rnd.add_argument("--registry", default=None, help="model registry folder")
+    rnd.add_argument("--verbose", action="store_true", help="show Prefect's logs")
+    rnd.set_defaults(func=_cmd_al_rounds)
 
     ui = sub.add_parser(
         "label-ui",

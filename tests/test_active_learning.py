@@ -1,0 +1,64 @@
+"""The active-learning rounds flow: waits for the expert, resumes, retrains, re-predicts."""
+
+import shutil
+import threading
+import time
+
+import pandas as pd
+import pytest
+import zarr
+
+from xrdmap.classes import CLASS_NAMES
+
+pytestmark = pytest.mark.slow
+
+
+def test_rounds_wait_for_labels_resume_and_retrain(
+    prefect_server, tiny_store, tiny_beamtime, tmp_path
+):
+    from test_labels_and_training import quick_train_conf
+
+    from flows.active_learning import active_learning
+    from tasks.train import LabelsTimeoutError
+    from xrdmap.label_store import import_labels
+    from xrdmap.labels import read_labels_csv
+
+    store = str(tmp_path / "copy.zarr")
+    shutil.copytree(tiny_store, store)
+    registry = str(tmp_path / "registry")
+    args = {"rounds": 1, "n": 8, "conf_dir": str(quick_train_conf(tmp_path)), "poll_s": 0.2,
+            "n_workers": 1}  # fmt: skip
+    with pytest.raises(LabelsTimeoutError, match="0 of 8 points labeled"):
+        active_learning(store, registry, timeout_s=1.0, **args)
+    queue_csv = tmp_path / "copy.zarr-queue" / "cold-start" / "queue.csv"
+    assert queue_csv.is_file() and not (tmp_path / "registry").exists()
+
+    result = {}
+
+    def run():
+        try:
+            result["records"] = active_learning(store, registry, timeout_s=300, **args)
+        except Exception as exc:  # reported below
+            result["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(3)
+    assert thread.is_alive() and not result  # waiting for the expert
+    queue = pd.read_csv(queue_csv)
+    truth = {s: pd.read_csv(tiny_beamtime.truth_dir / f"{s}.csv") for s in set(queue["sample"])}
+    for i, row in queue.iterrows():
+        for c in CLASS_NAMES:
+            queue.loc[i, c] = truth[row["sample"]].loc[row["point"], c]
+    queue.to_csv(queue_csv, index=False)
+    sizes = {"A_urban": 320, "B_marine": 411}
+    import_labels(store, read_labels_csv(queue_csv, sizes), origin=str(queue_csv))
+    thread.join(timeout=300)
+    assert "error" not in result, result.get("error")
+    (record,) = result["records"]
+    assert (record.round, record.labels, record.model, record.queried_by) == (1, 8, "v0001", "")
+    assert 0 <= record.unsure_share <= 1
+    root = zarr.open_group(store, mode="r")
+    assert root["A_urban"]["confidence"].attrs["latest"] == "v0001"
+    rounds = pd.read_csv(tmp_path / "copy.zarr-queue" / "rounds.csv")
+    assert rounds["model"].tolist() == ["v0001"] and rounds["labels"].tolist() == [8]

@@ -10,6 +10,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from flows.hooks import record_failure
 from flows.predict import predict_store
 from flows.process_beamtime import dask_task_runner
 from models.query import unsure_fraction
@@ -22,7 +23,7 @@ from xrdmap.relabel_queue import COLD_START_DIR, QUEUE_FILE
 ROUNDS_FILE = "rounds.csv"
 
 
-@flow(name="query-relabel")
+@flow(name="query-relabel", on_failure=[record_failure], on_crashed=[record_failure])
 def query_relabel(
     store: str,
     n: int = 20,
@@ -59,7 +60,7 @@ def _latest_version(store: str) -> str:
     return first["confidence"].attrs.get("latest", "") if "confidence" in first else ""
 
 
-@flow(name="active-learning")
+@flow(name="active-learning", on_failure=[record_failure], on_crashed=[record_failure])
 def active_learning(
     store: str,
     registry: str,

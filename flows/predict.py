@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from prefect import flow, get_run_logger
 from prefect.futures import wait
 
+from flows.hooks import record_failure
 from flows.process_beamtime import dask_task_runner
 from models.predict import mark_latest, prepare_confidence
 from models.registry import latest_version, load_version
@@ -28,7 +29,7 @@ class PredictSummary:
     maps: list[str]
 
 
-@flow(name="predict-store")
+@flow(name="predict-store", on_failure=[record_failure], on_crashed=[record_failure])
 def predict_store(
     store: str, registry: str, version: str | None = None, maps_dir: str | None = None
 ) -> PredictSummary:

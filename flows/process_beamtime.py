@@ -11,6 +11,7 @@ from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 from tqdm import tqdm
 
+from flows.hooks import record_failure
 from tasks.ingest import ingest_integrate_chunk, plan_beamtime_task
 from tasks.report import ProgressBoard, publish_summary
 from xrdmap.config import DaskConfig, ProcessConfig, load_process
@@ -33,10 +34,36 @@ class ProcessSummary:
         return self.frames_processed / self.seconds if self.seconds else 0.0
 
 
+#: dask-jobqueue cluster class per batch system.
+JOBQUEUE_CLUSTERS = {
+    "slurm": "dask_jobqueue.SLURMCluster",
+    "pbs": "dask_jobqueue.PBSCluster",
+    "sge": "dask_jobqueue.SGECluster",
+    "lsf": "dask_jobqueue.LSFCluster",
+}
+
+
 def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
-    """A local cluster of single-threaded processes, or an existing scheduler."""
+    """A local cluster of single-threaded processes, an existing scheduler, or a
+    batch-system cluster (dask-jobqueue, adaptive), as ``cfg`` says."""
     if cfg.address:
         return DaskTaskRunner(address=cfg.address)
+    if cfg.jobqueue:
+        jq = cfg.jobqueue
+        kwargs = {
+            "cores": jq.cores,
+            "memory": jq.memory,
+            "processes": jq.processes,
+            "walltime": jq.walltime,
+            "queue": jq.queue,
+            "account": jq.account,
+            "job_extra_directives": jq.job_extra_directives,
+        }
+        return DaskTaskRunner(
+            cluster_class=JOBQUEUE_CLUSTERS[jq.system],
+            cluster_kwargs={k: v for k, v in kwargs.items() if v is not None},
+            adapt_kwargs={"minimum": 0, "maximum": jq.max_jobs * jq.processes},
+        )
     kwargs = {
         "threads_per_worker": cfg.threads_per_worker,
         "processes": True,
@@ -48,7 +75,12 @@ def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
     return DaskTaskRunner(cluster_kwargs=kwargs)
 
 
-@flow(name="process-beamtime", log_prints=True)
+@flow(
+    name="process-beamtime",
+    log_prints=True,
+    on_failure=[record_failure],
+    on_crashed=[record_failure],
+)
 def process_beamtime(
     beamtime_dir: str,
     store: str,

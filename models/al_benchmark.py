@@ -36,7 +36,7 @@ from xrdmap.config import PhasesConfig, TrainConfig
 from xrdmap.simulate.expert import load_truth
 
 STRATEGIES = ("random", "uncertainty", "diverse")
-DEFAULT_BUDGETS = (20, 35, 50, 70, 100, 139)
+DEFAULT_BUDGETS = (20, 40, 70, 139)
 
 
 def load_store_points(store: str):

@@ -138,3 +138,23 @@ def tiny_store(tiny_beamtime, tmp_path_factory):
     for chunk in plan.todo:
         process_chunk(store, chunk, cfg)
     return store
+
+
+@pytest.fixture
+def fresh_store(tiny_store, tmp_path):
+    """A copy of the tiny store as `xrdmap process` leaves it: no predictions, no labels
+    (other tests predict into the shared tiny store)."""
+    import shutil
+
+    import zarr
+
+    path = tmp_path / "copy.zarr"
+    shutil.copytree(tiny_store, path)
+    root = zarr.open_group(path, mode="r+")
+    for sample in root.attrs["xrdmap"]["samples"]:
+        if "confidence" in root[sample]:
+            del root[sample]["confidence"]
+    for name in ("labels",):
+        if name in root:
+            del root[name]
+    return path

@@ -1,6 +1,6 @@
 """The active-learning rounds flow: waits for the expert, resumes, retrains, re-predicts."""
 
-import shutil
+import json
 import threading
 import time
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_rounds_wait_for_labels_resume_and_retrain(
-    prefect_server, tiny_store, tiny_beamtime, tmp_path
+    prefect_server, fresh_store, tiny_beamtime, tmp_path, monkeypatch
 ):
     from test_labels_and_training import quick_train_conf
 
@@ -23,13 +23,17 @@ def test_rounds_wait_for_labels_resume_and_retrain(
     from xrdmap.label_store import import_labels
     from xrdmap.labels import read_labels_csv
 
-    store = str(tmp_path / "copy.zarr")
-    shutil.copytree(tiny_store, store)
+    store = str(fresh_store)
     registry = str(tmp_path / "registry")
     args = {"rounds": 1, "n": 8, "conf_dir": str(quick_train_conf(tmp_path)), "poll_s": 0.2,
             "n_workers": 1}  # fmt: skip
+    monkeypatch.setenv("XRDMAP_FAILURE_LOG", str(tmp_path / "failures.jsonl"))
     with pytest.raises(LabelsTimeoutError, match="0 of 8 points labeled"):
         active_learning(store, registry, timeout_s=1.0, **args)
+    (failure,) = [json.loads(line) for line in (tmp_path / "failures.jsonl").open()]
+    assert failure["flow"] == "active-learning" and failure["state"] == "FAILED"
+    assert "0 of 8 points labeled" in failure["message"]
+    assert failure["parameters"]["store"] == store
     queue_csv = tmp_path / "copy.zarr-queue" / "cold-start" / "queue.csv"
     assert queue_csv.is_file() and not (tmp_path / "registry").exists()
 

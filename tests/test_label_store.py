@@ -1,7 +1,5 @@
 """The labels table stored with the beamtime: append-only batches, checked imports."""
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,12 +72,11 @@ def test_an_uncommitted_batch_is_ignored_then_replaced(store, tmp_path):
 
 
 @pytest.mark.slow
-def test_labels_cli_import_export_and_train_from_the_store(tiny_store, tiny_beamtime, tmp_path):
+def test_labels_cli_import_export_and_train_from_the_store(fresh_store, tiny_beamtime, tmp_path):
     from test_cli import xrdmap
     from test_labels_and_training import quick_train_conf
 
-    store = tmp_path / "copy.zarr"
-    shutil.copytree(tiny_store, store)
+    store = fresh_store
     bad = _csv(tmp_path / "bad.csv", [("A_urban", 3, ["Fe3O4"]), ("Z_unknown", 1, [])])
     out = xrdmap("labels", "import", store, bad)
     assert out.returncode == 2 and "line 3: sample: unknown sample 'Z_unknown'" in out.stderr

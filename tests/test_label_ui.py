@@ -17,13 +17,12 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture
-def queued(tiny_store, phases, tmp_path):
+def queued(fresh_store, phases, tmp_path):
     from models.query import query_points
     from xrdmap.phases import store_reference_lines
     from xrdmap.relabel_queue import write_queue
 
-    store = tmp_path / "copy.zarr"
-    shutil.copytree(tiny_store, store)
+    store = fresh_store
     query = query_points(str(store), 3, seed=0)
     lines = store_reference_lines(str(store), phases)
     write_queue(str(store), query.table, query.version, tmp_path / "queue", lines)

@@ -215,23 +215,45 @@ def test_nexus_beamtime_gives_the_same_patterns_as_cbf(prefect_server, small_cfg
         np.testing.assert_array_equal(stores["cbf"][name][:], stores["hdf5"][name][:])
 
 
-def test_runs_on_an_existing_scheduler(prefect_server, tiny_beamtime, small_cfg, tmp_path):
-    """dask.address set: the chunks run on that cluster's workers."""
-    from distributed import Client, LocalCluster
+def test_runs_on_a_real_dask_scheduler_with_two_workers(
+    prefect_server, tiny_beamtime, small_cfg, tmp_path
+):
+    """dask.address set: the chunks run on the workers of a `dask scheduler` started
+    here with two `dask worker` processes (as on a facility cluster)."""
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from distributed import Client
 
     def chunks_ran_here() -> bool:
         import sys
 
         return "xrdmap.ingest" in sys.modules
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
-        dask = small_cfg.dask.model_copy(update={"address": cluster.scheduler_address})
-        summary = run(
-            tiny_beamtime.beamtime_dir,
-            tmp_path / "remote.zarr",
-            small_cfg.model_copy(update={"dask": dask}),
-        )
-        with Client(cluster.scheduler_address) as client:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask_cli = str(Path(sys.executable).with_name("dask"))
+    scheduler = [dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                 "--no-dashboard"]  # fmt: skip
+    procs = [subprocess.Popen(scheduler, stderr=subprocess.DEVNULL)]
+    try:
+        for name in ("w1", "w2"):
+            procs.append(subprocess.Popen([dask_cli, "worker", address, "--nthreads", "1",
+                                           "--nworkers", "1", "--name", name, "--no-dashboard"],
+                                          stderr=subprocess.DEVNULL))  # fmt: skip
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            dask = small_cfg.dask.model_copy(update={"address": address})
+            summary = run(tiny_beamtime.beamtime_dir, tmp_path / "remote.zarr",
+                          small_cfg.model_copy(update={"dask": dask}))  # fmt: skip
             ran = client.run(chunks_ran_here)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)
     assert summary.frames_processed == 731
-    assert list(ran.values()) == [True]
+    assert sorted(ran.values()) == [True, True]  # both workers integrated chunks

@@ -1,7 +1,5 @@
 """The relabel queue: cold start, uncertain points, pictures, import back, oracle run."""
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,10 +11,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def store_copy(tiny_store, tmp_path):
-    path = tmp_path / "copy.zarr"
-    shutil.copytree(tiny_store, path)
-    return path
+def store_copy(fresh_store):
+    return fresh_store
 
 
 def _fake_predictions(store, version="v0042"):

@@ -579,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     alb.add_argument("--seeds", type=int, default=5)
     alb.add_argument(
         "--budgets", type=lambda t: [int(v) for v in t.split(",")],
-        default=[20, 35, 50, 70, 100, 139], help="label counts, comma-separated",
+        default=[20, 40, 70, 139], help="label counts, comma-separated (default 20,40,70,139)",
     )  # fmt: skip
     alb.add_argument("--out", type=Path, required=True, help="folder for results and plot")
     alb.set_defaults(func=_cmd_al_benchmark)

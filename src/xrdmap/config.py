@@ -202,10 +202,34 @@ class CompressionConfig(_Model):
     shuffle: Literal["noshuffle", "shuffle", "bitshuffle"]
 
 
+class JobqueueConfig(_Model):
+    """A batch-system cluster through dask-jobqueue (one Dask worker per job)."""
+
+    system: Literal["slurm", "pbs", "sge", "lsf"] = "slurm"
+    queue: str | None = None  #: partition / queue
+    account: str | None = None
+    cores: int = Field(8, ge=1)  #: per job
+    memory: str = "32GB"  #: per job
+    processes: int = Field(8, ge=1)  #: Dask worker processes per job (1 thread each)
+    walltime: str = "02:00:00"
+    max_jobs: int = Field(4, ge=1)  #: adaptive scaling between 0 and this many jobs
+    job_extra_directives: list[str] = []
+
+
 class DaskConfig(_Model):
+    """Where chunks run: a local cluster (default), an existing scheduler (``address``),
+    or a batch-system cluster (``jobqueue``). At most one of the last two."""
+
     address: str | None = Field(None, description="Existing scheduler; None = local cluster")
     n_workers: int | None = Field(None, ge=1)
     threads_per_worker: int = Field(1, ge=1)
+    jobqueue: JobqueueConfig | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DaskConfig:
+        if self.address and self.jobqueue:
+            raise ValueError("give either address or jobqueue, not both")
+        return self
 
 
 class ProcessConfig(_Model):

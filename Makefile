@@ -5,7 +5,14 @@ BIN := $(VENV)/bin
 DATA ?= data/demo
 SEED ?= 0
 
-.PHONY: run test lint format simulate-full bench-process clean
+.PHONY: run test lint format simulate-full bench-process server worker deploy clean
+
+# Operations (see README "Operations"): where the deployments find things.
+PREFECT_PORT ?= 4200
+XRDMAP_HOME ?= $(CURDIR)
+XRDMAP_BEAMTIMES ?= $(CURDIR)/data/beamtimes
+XRDMAP_STORES ?= $(CURDIR)/data/stores
+export XRDMAP_HOME XRDMAP_BEAMTIMES XRDMAP_STORES
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +53,21 @@ bench-process: $(BIN)/.installed
 	test -f data/full/beamtime/BEAMTIME_COMPLETE || $(MAKE) simulate-full
 	$(BIN)/python benchmarks/process_benchmark.py data/full/beamtime --store data/full.zarr --cache warm
 	$(BIN)/python benchmarks/codec_benchmark.py data/full.zarr
+
+## A Prefect server on 127.0.0.1 (SQLite in ~/.prefect; PostgreSQL: set
+## PREFECT_SERVER_DATABASE_CONNECTION_URL=postgresql+asyncpg://user:pass@host/db first).
+server: $(BIN)/.installed
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+## The work pool and a process worker that runs the deployments' flows.
+worker: $(BIN)/.installed
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect work-pool create xrdmap --type process --overwrite
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect worker start --pool xrdmap
+
+## Register the deployments of deployments/prefect.yaml with the server.
+deploy: $(BIN)/.installed
+	mkdir -p $(XRDMAP_BEAMTIMES) $(XRDMAP_STORES)
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect --no-prompt deploy --all --prefect-file deployments/prefect.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -19,6 +19,7 @@ from tasks.report import store_artifact_key
 from tasks.train import train_model, wait_for_labels
 from xrdmap.config import CONF_DIR, DaskConfig, PhasesConfig, load_phases, load_train
 from xrdmap.relabel_queue import COLD_START_DIR, QUEUE_FILE
+from xrdmap.store import beside_store
 
 ROUNDS_FILE = "rounds.csv"
 
@@ -84,7 +85,7 @@ def active_learning(
     conf = Path(conf_dir) if conf_dir else CONF_DIR
     phases = load_phases(conf / "phases.yaml")
     cfg = load_train(conf / "train.yaml").model_copy(update={"registry_dir": registry})
-    queue_root = Path(f"{store.rstrip('/')}-queue")
+    queue_root = beside_store(store, "-queue")
     records = []
     for k in range(rounds):
         asked_by = _latest_version(store)

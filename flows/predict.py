@@ -14,6 +14,7 @@ from models.predict import mark_latest, prepare_confidence
 from models.registry import latest_version, load_version
 from tasks.predict import draw_maps, predict_chunk
 from xrdmap.config import DaskConfig
+from xrdmap.store import beside_store
 
 #: Points per prediction task: whole chunks of the confidence array, few tasks.
 PREDICT_CHUNK = 8000
@@ -43,7 +44,9 @@ def predict_store(
     reports = [f.result() for f in futures]
     mark_latest(store, version)
     samples = list(dict.fromkeys(r.sample for r in regions))
-    maps = draw_maps(store, samples, version, maps_dir or f"{store.rstrip('/')}-maps/{version}")
+    maps = draw_maps(
+        store, samples, version, maps_dir or str(beside_store(store, "-maps") / version)
+    )
     summary = PredictSummary(
         store=store,
         version=version,

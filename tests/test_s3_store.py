@@ -51,3 +51,12 @@ def test_process_into_s3_equals_local_and_resumes(prefect_server, s3_server, tin
     again = run_process_beamtime(str(tiny_beamtime.beamtime_dir), store, cfg)
     assert again.frames_processed == 0
     assert os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+
+
+def test_outputs_for_people_stay_on_local_disk_beside_a_url_store():
+    from pathlib import Path
+
+    from xrdmap.store import beside_store
+
+    assert beside_store("s3://beamline/bt.zarr/", "-maps") == Path("s3-beamline/bt.zarr-maps")
+    assert beside_store("data/bt.zarr", "-queue") == Path("data/bt.zarr-queue")

@@ -270,12 +270,13 @@ def _cmd_al_rounds(args: argparse.Namespace) -> int:
 def _cmd_label_ui(args: argparse.Namespace) -> int:
     from xrdmap.labels import LabelsError
     from xrdmap.relabel_queue import QUEUE_FILE
+    from xrdmap.store import beside_store
 
     store = str(args.store)
     _store_sample_sizes(store)
     queue = args.queue
     if queue is None:
-        queues = sorted(Path(f"{store.rstrip('/')}-queue").glob(f"*/{QUEUE_FILE}"),
+        queues = sorted(beside_store(store, "-queue").glob(f"*/{QUEUE_FILE}"),
                         key=lambda p: p.stat().st_mtime)  # fmt: skip
         if not queues:
             raise LabelsError(f"{store}: no relabel queue yet (run xrdmap query {store})")

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.phases import ReferenceLines
+from xrdmap.store import beside_store
 
 QUEUE_FILE = "queue.csv"
 PICTURES = "pictures"
@@ -31,7 +32,7 @@ COLD_START_DIR = "cold-start"
 
 def new_queue_dir(store: str, version: str) -> Path:
     """``<store>-queue/<version>``, or the first free ``-2``, ``-3``... beside it."""
-    base = Path(f"{str(store).rstrip('/')}-queue") / (version or COLD_START_DIR)
+    base = beside_store(store, "-queue") / (version or COLD_START_DIR)
     candidate, k = base, 1
     while candidate.exists():
         k += 1

@@ -222,6 +222,17 @@ def _create_sample(
     )
 
 
+def beside_store(store: str, suffix: str) -> Path:
+    """A local folder named after the store: ``<store><suffix>`` beside a local store;
+    for a URL (``s3://bucket/bt.zarr``) ``s3-bucket/bt.zarr<suffix>`` under the working
+    folder (maps and relabel queues are for people: they stay on local disk)."""
+    store = str(store).rstrip("/")
+    if "://" in store:
+        scheme, rest = store.split("://", 1)
+        return Path(f"{scheme}-{rest}{suffix}")
+    return Path(f"{store}{suffix}")
+
+
 def sample_sizes(store: str) -> dict[str, int]:
     """Points per sample of a store written by ``xrdmap process``, in sample order."""
     try:

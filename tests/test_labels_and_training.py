@@ -50,6 +50,18 @@ def test_bad_labels_are_named(tmp_path, rows, message):
         read_labels_csv(_write(tmp_path, rows), SIZES)
 
 
+def test_blank_rows_are_skipped_and_half_filled_rows_refused(tmp_path):
+    blank = ["B", 2, *[None] * len(CLASS_NAMES)]
+    table = read_labels_csv(_write(tmp_path, [blank, _row("A", 3, ["Other"])]), SIZES)
+    assert table[["sample", "point"]].values.tolist() == [["A", 3]]
+    half = ["A", 4, 1, *[None] * (len(CLASS_NAMES) - 1)]
+    with pytest.raises(LabelsError, match=r"line 3: alpha-FeOOH: blank; give every class"):
+        read_labels_csv(_write(tmp_path, [_row("A", 1), half]), SIZES)
+    bad_after_blank = [blank, ["A", 99, *[0] * len(CLASS_NAMES)]]
+    with pytest.raises(LabelsError, match=r"line 3: point: 99 not in 0..9"):  # file's line
+        read_labels_csv(_write(tmp_path, bad_after_blank), SIZES)
+
+
 def test_missing_and_unknown_columns(tmp_path):
     cols = ["sample", "point", *CLASS_NAMES[:-1]]
     with pytest.raises(LabelsError, match=r"column\(s\) Other missing"):

@@ -62,12 +62,13 @@ server: $(BIN)/.installed
 ## The work pool and a process worker that runs the deployments' flows.
 worker: $(BIN)/.installed
 	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect work-pool create xrdmap --type process --overwrite
-	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect worker start --pool xrdmap
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api PREFECT_FLOWS_HEARTBEAT_FREQUENCY=60 $(BIN)/prefect worker start --pool xrdmap
 
 ## Register the deployments of deployments/prefect.yaml with the server.
 deploy: $(BIN)/.installed
 	mkdir -p $(XRDMAP_BEAMTIMES) $(XRDMAP_STORES)
 	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/prefect --no-prompt deploy --all --prefect-file deployments/prefect.yaml
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/python deployments/automations.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -61,6 +61,10 @@ def service(tmp_path_factory, tiny_beamtime):
             out = subprocess.run([PREFECT, *cmd], env=env, cwd=REPO, capture_output=True,
                                  text=True, timeout=180)  # fmt: skip
             assert out.returncode == 0, out.stdout + out.stderr
+        for _ in range(2):  # the zombie-run automation; a second run updates it
+            out = subprocess.run([sys.executable, "deployments/automations.py"], env=env,
+                                 cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+            assert out.returncode == 0, out.stdout + out.stderr
         worker_log = (tmp / "worker.log").open("w")
         procs.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "xrdmap"],
                                       env=env, cwd=REPO, stdout=worker_log,
@@ -110,6 +114,8 @@ def test_deployments_run_backfill_is_safe_twice_and_the_watcher_starts_once(serv
     client, tmp = service["client"], service["tmp"]
     names = {d["name"] for d in client.post("/deployments/filter", json={}).json()}
     assert names == {"process-beamtime", "watch-beamtimes", "backfill", "active-learning-round"}
+    automations = client.post("/automations/filter", json={}).json()
+    assert [a["name"] for a in automations] == ["xrdmap: crash zombie flow runs"]
     stores = tmp / "stores"
     registry = str(tmp / "registry")  # empty: prediction is skipped, the queue cold-starts
     run = _wait(client, _trigger(client, "beamtime-pipeline/process-beamtime", {

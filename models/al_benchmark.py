@@ -9,7 +9,9 @@ not labeled. Strategies:
 
 - ``random``: points drawn uniformly at random (the reference paper's protocol);
 - ``uncertainty``: a cold-start batch, then the least-confident points only;
-- ``diverse``: a cold-start batch, then :func:`models.selection.diverse_batch`.
+- ``diverse``: a cold-start batch, then :func:`models.selection.diverse_batch`;
+- ``hybrid``: the random first batch, then :func:`models.selection.hybrid_batch` (half
+  diverse uncertain, half random).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from models.preprocess import pattern_features
 from models.selection import (
     cold_start_batch,
     diverse_batch,
+    hybrid_batch,
     pattern_embedding,
     top_uncertain,
     uncertainty,
@@ -35,7 +38,7 @@ from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import PhasesConfig, TrainConfig
 from xrdmap.simulate.expert import load_truth
 
-STRATEGIES = ("random", "uncertainty", "diverse")
+STRATEGIES = ("random", "uncertainty", "diverse", "hybrid")
 DEFAULT_BUDGETS = (20, 40, 70, 139)
 
 
@@ -83,7 +86,7 @@ def run_al_benchmark(
                                  seed=seed)  # fmt: skip
         for strategy in strategies:
             rng = np.random.default_rng(seed)
-            if strategy == "random":
+            if strategy in ("random", "hybrid"):
                 labeled = rng.choice(np.flatnonzero(valid), budgets[0], replace=False)
             else:
                 labeled = first
@@ -109,6 +112,9 @@ def run_al_benchmark(
                     new = rng.choice(rest, n_new, replace=False)
                 elif strategy == "uncertainty":
                     new = top_uncertain(scores, n_new, exclude=labeled)
+                elif strategy == "hybrid":
+                    new = hybrid_batch(scores, embedding, n_new, groups=groups, xy=xy,
+                                       exclude=labeled, seed=seed)  # fmt: skip
                 else:
                     new = diverse_batch(scores, embedding, n_new, groups=groups, xy=xy,
                                         exclude=labeled, seed=seed)  # fmt: skip

@@ -12,6 +12,7 @@ from models.preprocess import pattern_features
 from models.selection import (
     cold_start_batch,
     diverse_batch,
+    hybrid_batch,
     pattern_embedding,
     top_uncertain,
     uncertainty,
@@ -19,7 +20,7 @@ from models.selection import (
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.label_store import stored_labels
 
-STRATEGIES = ("diverse", "uncertainty")
+STRATEGIES = ("diverse", "hybrid", "uncertainty")
 COLD_START = "cold start"
 
 
@@ -70,11 +71,18 @@ def query_points(
             picked = diverse_batch(scores, embedding, n, groups=groups, xy=xy,
                                    min_distance_um=min_distance_um, exclude=labeled,
                                    seed=seed)  # fmt: skip
-            reason = f"uncertain ({score} {{:.2f}}), diverse batch"
+            reasons = [f"uncertain ({score} {scores[i]:.2f}), diverse batch" for i in picked]
+        elif strategy == "hybrid":
+            picked = hybrid_batch(scores, embedding, n, groups=groups, xy=xy,
+                                  min_distance_um=min_distance_um, exclude=labeled,
+                                  seed=seed)  # fmt: skip
+            n_active = n - round(n / 2)
+            reasons = [f"uncertain ({score} {scores[i]:.2f}), diverse batch" if k < n_active
+                       else "random point (keeps common patterns in the labels)"
+                       for k, i in enumerate(picked)]  # fmt: skip
         else:
             picked = top_uncertain(scores, n, exclude=labeled)
-            reason = f"uncertain ({score} {{:.2f}})"
-        reasons = [reason.format(scores[i]) for i in picked]
+            reasons = [f"uncertain ({score} {scores[i]:.2f})" for i in picked]
     else:
         valid[labeled] = False
         picked = cold_start_batch(embedding, n, groups=groups, xy=xy,

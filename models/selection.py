@@ -156,3 +156,27 @@ def cold_start_batch(
     spread.take(np.array(typical), n)
     spread.take(idx[rng.permutation(len(idx))], n)  # empty components: random points
     return np.array(spread.picked)
+
+
+def hybrid_batch(
+    scores: np.ndarray,
+    embedding: np.ndarray,
+    n: int,
+    *,
+    groups: np.ndarray,
+    xy: np.ndarray,
+    min_distance_um: float = 10.0,
+    exclude: np.ndarray | None = None,
+    random_share: float = 0.5,
+    seed: int = 0,
+) -> np.ndarray:
+    """A diverse uncertain batch for ``1 - random_share`` of ``n``, the rest drawn at
+    random among the other unlabeled points: the random half keeps easy, common
+    patterns (plain resin) in the labels, which uncertainty alone never asks for."""
+    n_random = round(n * random_share)
+    active = diverse_batch(scores, embedding, n - n_random, groups=groups, xy=xy,
+                           min_distance_um=min_distance_um, exclude=exclude, seed=seed)  # fmt: skip
+    taken = np.concatenate([active, [] if exclude is None else exclude]).astype(int)
+    rest = _eligible(len(scores), taken, np.isfinite(scores))
+    rng = np.random.default_rng(seed)
+    return np.concatenate([active, rng.choice(rest, min(n_random, len(rest)), replace=False)])

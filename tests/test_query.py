@@ -87,7 +87,7 @@ def test_al_benchmark_runs_every_strategy(tiny_store, tiny_beamtime, tmp_path):
                  "--out", tmp_path / "al")  # fmt: skip
     assert out.returncode == 0, out.stderr
     results = pd.read_csv(tmp_path / "al" / "results.csv")
-    assert sorted(set(results["strategy"])) == ["diverse", "random", "uncertainty"]
+    assert sorted(set(results["strategy"])) == ["diverse", "hybrid", "random", "uncertainty"]
     assert sorted(set(results["labels"])) == [10, 16]
     assert results[list(CLASS_NAMES)].to_numpy().min() >= 0
     assert (tmp_path / "al" / "curves.png").stat().st_size > 10_000

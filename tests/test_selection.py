@@ -6,6 +6,7 @@ import pytest
 from models.selection import (
     cold_start_batch,
     diverse_batch,
+    hybrid_batch,
     pattern_embedding,
     top_uncertain,
     uncertainty,
@@ -91,3 +92,14 @@ def test_embedding_is_seeded_and_low_dimensional():
     )
     assert a.shape == (500, 8)
     np.testing.assert_array_equal(a, b)
+
+
+def test_hybrid_batch_is_half_uncertain_half_random():
+    rng = np.random.default_rng(4)
+    emb, _, scores, groups, xy = _clusters(rng)
+    labeled = np.arange(5)
+    picked = hybrid_batch(scores, emb, 10, groups=groups, xy=xy, exclude=labeled, seed=0)
+    assert len(picked) == 10 and len(set(picked)) == 10 and not set(picked) & set(labeled)
+    active = diverse_batch(scores, emb, 5, groups=groups, xy=xy, exclude=labeled, seed=0)
+    np.testing.assert_array_equal(picked[:5], active)
+    assert scores[picked[5:]].mean() < scores[picked[:5]].mean()  # the random half

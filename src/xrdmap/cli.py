@@ -332,10 +332,15 @@ def _cmd_al_benchmark(args: argparse.Namespace) -> int:
     budgets = sorted(args.budgets)
     if len(budgets) < 2 or budgets[0] < 5:
         raise ConfigError("--budgets: give at least two label counts, the first >= 5")
+    from models.al_benchmark import STRATEGIES
+
+    if "random" not in args.strategies or not set(args.strategies) <= set(STRATEGIES):
+        raise ConfigError(f"--strategies: choose among {','.join(STRATEGIES)}, random included")
     from models.al_benchmark import labels_to_reach, plot_curves, run_al_benchmark, summarize
 
     results = run_al_benchmark(str(args.store), str(args.truth_dir), cfg, phases,
-                               seeds=args.seeds, budgets=budgets)  # fmt: skip
+                               seeds=args.seeds, budgets=budgets,
+                               strategies=args.strategies)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     results.to_csv(args.out / "results.csv", index=False)
     summary = summarize(results)
@@ -345,7 +350,7 @@ def _cmd_al_benchmark(args: argparse.Namespace) -> int:
     target = summary[(summary["strategy"] == "random") & (summary["labels"] == budgets[-1])]
     reference = float(target["mean"].iloc[0])
     print(f"Random selection with {budgets[-1]} labels: mean accuracy {reference:.4f}.")
-    for strategy in ("uncertainty", "diverse"):
+    for strategy in (s for s in args.strategies if s != "random"):
         n = labels_to_reach(results, strategy, reference)
         reached = f"reaches it with {n} labels" if n else "does not reach it"
         print(f"  {strategy}: {reached}")
@@ -517,7 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     qry.add_argument("store", type=Path, metavar="STORE")
     qry.add_argument("--n", type=int, default=20, help="points to queue (default 20)")
-    qry.add_argument("--strategy", choices=("diverse", "uncertainty"), default="diverse")
+    qry.add_argument("--strategy", choices=("diverse", "hybrid", "uncertainty"),
+                     default="diverse")  # fmt: skip
     qry.add_argument("--score", choices=("least_confidence", "margin", "entropy"),
                      default="least_confidence")  # fmt: skip
     qry.add_argument("--model", default=None, help="model version (default: the latest)")
@@ -539,7 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     rnd.add_argument("store", type=Path, metavar="STORE")
     rnd.add_argument("--rounds", type=int, default=1)
     rnd.add_argument("--n", type=int, default=20, help="points per round (default 20)")
-    rnd.add_argument("--strategy", choices=("diverse", "uncertainty"), default="diverse")
+    rnd.add_argument("--strategy", choices=("diverse", "hybrid", "uncertainty"),
+                     default="diverse")  # fmt: skip
     rnd.add_argument(
         "--min-labels", type=int, default=None,
         help="go on once this many queued points are labeled (default all)",
@@ -581,6 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
     alb.add_argument(
         "--budgets", type=lambda t: [int(v) for v in t.split(",")],
         default=[20, 40, 70, 139], help="label counts, comma-separated (default 20,40,70,139)",
+    )  # fmt: skip
+    alb.add_argument(
+        "--strategies", type=lambda t: t.split(","), default=["random", "uncertainty", "diverse",
+                                                               "hybrid"],
+        help="comma-separated, among random,uncertainty,diverse,hybrid (random is needed)",
     )  # fmt: skip
     alb.add_argument("--out", type=Path, required=True, help="folder for results and plot")
     alb.set_defaults(func=_cmd_al_benchmark)

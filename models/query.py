@@ -39,7 +39,7 @@ def query_points(
     store: str,
     n: int,
     *,
-    strategy: str = "diverse",
+    strategy: str = "hybrid",
     score: str = "least_confidence",
     version: str | None = None,
     min_distance_um: float = 10.0,

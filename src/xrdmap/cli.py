@@ -523,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     qry.add_argument("store", type=Path, metavar="STORE")
     qry.add_argument("--n", type=int, default=20, help="points to queue (default 20)")
     qry.add_argument("--strategy", choices=("diverse", "hybrid", "uncertainty"),
-                     default="diverse")  # fmt: skip
+                     default="hybrid")  # fmt: skip
     qry.add_argument("--score", choices=("least_confidence", "margin", "entropy"),
                      default="least_confidence")  # fmt: skip
     qry.add_argument("--model", default=None, help="model version (default: the latest)")
@@ -546,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     rnd.add_argument("--rounds", type=int, default=1)
     rnd.add_argument("--n", type=int, default=20, help="points per round (default 20)")
     rnd.add_argument("--strategy", choices=("diverse", "hybrid", "uncertainty"),
-                     default="diverse")  # fmt: skip
+                     default="hybrid")  # fmt: skip
     rnd.add_argument(
         "--min-labels", type=int, default=None,
         help="go on once this many queued points are labeled (default all)",

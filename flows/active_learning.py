@@ -13,6 +13,7 @@ from prefect.artifacts import create_table_artifact
 from flows.hooks import record_failure
 from flows.predict import predict_store
 from flows.process_beamtime import dask_task_runner
+from models.predict import latest_predicted
 from models.query import unsure_fraction
 from tasks.query import build_relabel_queue
 from tasks.report import store_artifact_key
@@ -53,14 +54,6 @@ class RoundRecord:
     unsure_share: float
 
 
-def _latest_version(store: str) -> str:
-    import zarr
-
-    root = zarr.open_group(store, mode="r")
-    first = root[root.attrs["xrdmap"]["samples"][0]]
-    return first["confidence"].attrs.get("latest", "") if "confidence" in first else ""
-
-
 @flow(name="active-learning", on_failure=[record_failure], on_crashed=[record_failure])
 def active_learning(
     store: str,
@@ -88,7 +81,7 @@ def active_learning(
     queue_root = beside_store(store, "-queue")
     records = []
     for k in range(rounds):
-        asked_by = _latest_version(store)
+        asked_by = latest_predicted(store)
         queue_dir = queue_root / (asked_by or COLD_START_DIR)
         if (queue_dir / QUEUE_FILE).is_file():
             queue_csv = str(queue_dir / QUEUE_FILE)

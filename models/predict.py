@@ -88,6 +88,13 @@ def predict_region(
     return PredictReport(region.sample, len(x), model_seconds, time.perf_counter() - t0)
 
 
+def latest_predicted(store: str) -> str:
+    """The model version of the store's latest confidences ("" before any prediction)."""
+    root = zarr.open_group(store, mode="r")
+    first = root[root.attrs["xrdmap"]["samples"][0]]
+    return first["confidence"].attrs.get("latest", "") if "confidence" in first else ""
+
+
 def mark_latest(store: str, version: str) -> None:
     """Point every sample's ``confidence`` group at ``version``; earlier ones stay."""
     root = zarr.open_group(store, mode="r+")

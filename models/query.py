@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import zarr
 
+from models.predict import latest_predicted
 from models.preprocess import pattern_features
 from models.selection import (
     cold_start_batch,
@@ -30,11 +31,6 @@ class Query:
     version: str  #: model whose confidences were used ("" for a cold start)
 
 
-def _latest_version(root: zarr.Group, samples: list[str]) -> str:
-    first = root[samples[0]]
-    return first["confidence"].attrs.get("latest", "") if "confidence" in first else ""
-
-
 def query_points(
     store: str,
     n: int,
@@ -51,7 +47,7 @@ def query_points(
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     root = zarr.open_group(store, mode="r")
     samples = root.attrs["xrdmap"]["samples"]
-    version = _latest_version(root, samples) if version is None else version
+    version = latest_predicted(store) if version is None else version
     patterns = np.concatenate([root[s]["patterns"][:] for s in samples])
     valid = np.concatenate([root[s]["status"][:] == 0 for s in samples])
     groups = np.concatenate([np.full(root[s]["status"].shape[0], s) for s in samples])

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from models.train import train_version
 from xrdmap.config import PhasesConfig, TrainConfig
-from xrdmap.label_store import stored_labels
+from xrdmap.label_store import labeled_points, stored_labels
 
 
 class LabelsTimeoutError(TimeoutError):
@@ -21,8 +21,7 @@ class LabelsTimeoutError(TimeoutError):
 def queue_progress(store: str, queue_csv: Path) -> tuple[int, int]:
     """(labeled, queued) points of a relabel queue, from the store's labels."""
     queue = pd.read_csv(queue_csv, dtype={"sample": str})
-    done = stored_labels(store)
-    keys = set(zip(done["sample"], done["point"].astype(int), strict=True))
+    keys = labeled_points(store)
     labeled = sum((s, int(p)) in keys for s, p in zip(queue["sample"], queue["point"],
                                                       strict=True))  # fmt: skip
     return labeled, len(queue)

@@ -303,11 +303,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     store = str(args.store)
     labels = _labels_of(store, args.labels)
     root = zarr.open_group(store, mode="r")
-    version = args.model
-    if version is None:
-        first = root[labels["sample"].iloc[0]]
-        version = first["confidence"].attrs.get("latest") if "confidence" in first else None
-    if version is None:
+    from models.predict import latest_predicted
+
+    version = args.model or latest_predicted(store)
+    if not version:
         raise StoreError(f"{store}: no predictions yet (run xrdmap predict)")
     conf = []
     for sample, point in zip(labels["sample"], labels["point"], strict=True):

@@ -70,6 +70,12 @@ def stored_labels(store: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[columns]
 
 
+def labeled_points(store: str) -> set[tuple[str, int]]:
+    """(sample, point) of every stored label."""
+    done = stored_labels(store)
+    return set(zip(done["sample"], done["point"].astype(int), strict=True))
+
+
 def _new_rows(existing: pd.DataFrame, table: pd.DataFrame, origin: str) -> pd.DataFrame:
     """Rows of ``table`` not yet stored; a stored point with another answer is refused."""
     if existing.empty:

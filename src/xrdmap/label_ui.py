@@ -20,7 +20,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from xrdmap.classes import CLASS_NAMES
-from xrdmap.label_store import import_labels, stored_labels
+from xrdmap.label_store import import_labels, labeled_points
 from xrdmap.labels import LabelsError, check_labels_table
 from xrdmap.relabel_queue import PICTURES, QUEUE_FILE
 from xrdmap.store import sample_sizes
@@ -52,8 +52,7 @@ def create_app(store: str, queue_dir: Path, *, labeler: str = "") -> FastAPI:
     app = FastAPI(title="xrdmap labeling")
 
     def pending() -> pd.DataFrame:
-        done = stored_labels(store)
-        keys = set(zip(done["sample"], done["point"].astype(int), strict=True))
+        keys = labeled_points(store)
         todo = [(s, int(p)) not in keys for s, p in zip(queue["sample"], queue["point"],
                                                          strict=True)]  # fmt: skip
         return queue[todo]

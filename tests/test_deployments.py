@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import zarr
 
 from xrdmap.catalog import pipeline_record
 
@@ -110,7 +111,7 @@ def _runs_of(client, deployment: str) -> list[dict]:
     return client.post("/flow_runs/filter", json=body).json()
 
 
-def test_deployments_run_backfill_is_safe_twice_and_the_watcher_starts_once(service):
+def test_deployments_run_backfill_is_safe_twice_and_the_watcher_starts_once(service, tiny_beamtime):
     client, tmp = service["client"], service["tmp"]
     names = {d["name"] for d in client.post("/deployments/filter", json={}).json()}
     assert names == {"process-beamtime", "watch-beamtimes", "backfill", "active-learning-round"}
@@ -130,6 +131,23 @@ def test_deployments_run_backfill_is_safe_twice_and_the_watcher_starts_once(serv
         _wait(client, _trigger(client, "backfill/backfill", {
             "beamtimes": ["bt1"], "stages": ["ingest"], "registry": registry}), tmp)  # fmt: skip
     assert pipeline_record(str(stores / "bt1.zarr"))["stages"] == ["ingest"]
+
+    # a new model version, then a backfill of the prediction only
+    from test_cli import xrdmap
+    from test_labels_and_training import quick_train_conf
+
+    labels = tmp / "labels.csv"
+    xrdmap("draw-labels", tiny_beamtime.truth_dir, "--store", stores / "bt1.zarr", "--n", 40,
+           "--out", labels)  # fmt: skip
+    out = xrdmap("--conf", quick_train_conf(tmp), "train", stores / "bt1.zarr", "--labels",
+                 labels, "--registry", registry)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    _wait(client, _trigger(client, "backfill/backfill", {
+        "beamtimes": ["bt1"], "stages": ["predict"], "registry": registry}), tmp)  # fmt: skip
+    assert pipeline_record(str(stores / "bt1.zarr"))["model_version"] == "v0001"
+    root = zarr.open_group(str(stores / "bt1.zarr"), mode="r")
+    assert root["A_urban"]["confidence"].attrs["latest"] == "v0001"
+    assert (stores / "bt1.zarr-maps" / "v0001" / "overview.png").is_file()
 
     shutil.copytree(tmp / "beamtimes" / "bt1", tmp / "beamtimes" / "bt2")
     before = len(_runs_of(client, "beamtime-pipeline/process-beamtime"))

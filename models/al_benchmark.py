@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import zarr
 
 from models.classifier import DenseClassifier
 from models.preprocess import pattern_features
+from models.query import load_store_points
 from models.selection import (
     cold_start_batch,
     diverse_batch,
@@ -40,16 +40,6 @@ from xrdmap.simulate.expert import load_truth
 
 STRATEGIES = ("random", "uncertainty", "diverse", "hybrid")
 DEFAULT_BUDGETS = (20, 40, 70, 139)
-
-
-def load_store_points(store: str):
-    """All patterns of a store, with sample name and position (um) per point."""
-    root = zarr.open_group(store, mode="r")
-    samples = root.attrs["xrdmap"]["samples"]
-    patterns = np.concatenate([root[s]["patterns"][:] for s in samples])
-    groups = np.concatenate([np.full(root[s]["patterns"].shape[0], s) for s in samples])
-    xy = np.concatenate([root[s]["positions"][:] for s in samples])
-    return samples, patterns, groups, xy
 
 
 def _split(labeled: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +60,8 @@ def run_al_benchmark(
     report: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """One row per (strategy, seed, budget): per-class accuracy, their mean, seconds."""
-    samples, patterns, groups, xy = load_store_points(store)
+    every = load_store_points(store)
+    samples, patterns, groups, xy = every.samples, every.patterns, every.groups, every.xy
     truth = load_truth(truth_dir, samples)[list(CLASS_NAMES)].to_numpy()
     valid = ~np.isnan(patterns).any(axis=1)
     embedding = pattern_embedding(pattern_features(patterns))

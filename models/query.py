@@ -26,6 +26,38 @@ COLD_START = "cold start"
 
 
 @dataclass(frozen=True)
+class StorePoints:
+    """Every point of a store, samples concatenated in store order."""
+
+    samples: list[str]
+    patterns: np.ndarray  #: (n, nbins)
+    groups: np.ndarray  #: sample name per point
+    points: np.ndarray  #: point index within its sample
+    xy: np.ndarray  #: (n, 2) position in um
+    valid: np.ndarray  #: status 0 (a pattern was integrated)
+
+    def index_of(self, samples, points) -> np.ndarray:
+        """Flat indices of (sample, point) pairs."""
+        sizes = [int((self.groups == s).sum()) for s in self.samples]
+        offset = dict(zip(self.samples, np.cumsum([0, *sizes[:-1]]), strict=True))
+        return np.array([offset[s] + p for s, p in zip(samples, points, strict=True)], int)
+
+
+def load_store_points(store: str) -> StorePoints:
+    root = zarr.open_group(store, mode="r")
+    samples = root.attrs["xrdmap"]["samples"]
+    status = [root[s]["status"][:] for s in samples]
+    return StorePoints(
+        samples=samples,
+        patterns=np.concatenate([root[s]["patterns"][:] for s in samples]),
+        groups=np.concatenate([np.full(len(st), s) for s, st in zip(samples, status, strict=True)]),
+        points=np.concatenate([np.arange(len(st)) for st in status]),
+        xy=np.concatenate([root[s]["positions"][:] for s in samples]),
+        valid=np.concatenate(status) == 0,
+    )
+
+
+@dataclass(frozen=True)
 class Query:
     table: pd.DataFrame  #: sample, point, x_um, y_um, score, reason, conf_<class>...
     version: str  #: model whose confidences were used ("" for a cold start)
@@ -46,18 +78,13 @@ def query_points(
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     root = zarr.open_group(store, mode="r")
-    samples = root.attrs["xrdmap"]["samples"]
+    every = load_store_points(store)
+    samples, patterns, groups, points, xy = (every.samples, every.patterns, every.groups,
+                                             every.points, every.xy)  # fmt: skip
+    valid = every.valid.copy()
     version = latest_predicted(store) if version is None else version
-    patterns = np.concatenate([root[s]["patterns"][:] for s in samples])
-    valid = np.concatenate([root[s]["status"][:] == 0 for s in samples])
-    groups = np.concatenate([np.full(root[s]["status"].shape[0], s) for s in samples])
-    points = np.concatenate([np.arange(root[s]["status"].shape[0]) for s in samples])
-    xy = np.concatenate([root[s]["positions"][:] for s in samples])
-    sizes = [root[s]["status"].shape[0] for s in samples]
-    offset = dict(zip(samples, np.cumsum([0, *sizes[:-1]]), strict=True))
     labels = stored_labels(store)
-    keys = zip(labels["sample"], labels["point"], strict=True)
-    labeled = np.array([offset[s] + p for s, p in keys], dtype=int)
+    labeled = every.index_of(labels["sample"], labels["point"])
     embedding = pattern_embedding(pattern_features(patterns), seed=seed)
     if version:
         conf = np.concatenate([root[s]["confidence"][version][:] for s in samples])

@@ -11,6 +11,7 @@ import zarr
 from models.predict import latest_predicted
 from models.preprocess import pattern_features
 from models.selection import (
+    HYBRID_RANDOM_SHARE,
     cold_start_batch,
     diverse_batch,
     hybrid_batch,
@@ -99,7 +100,7 @@ def query_points(
             picked = hybrid_batch(scores, embedding, n, groups=groups, xy=xy,
                                   min_distance_um=min_distance_um, exclude=labeled,
                                   seed=seed)  # fmt: skip
-            n_active = n - round(n / 2)
+            n_active = n - round(n * HYBRID_RANDOM_SHARE)
             reasons = [f"uncertain ({score} {scores[i]:.2f}), diverse batch" if k < n_active
                        else "random point (keeps common patterns in the labels)"
                        for k, i in enumerate(picked)]  # fmt: skip

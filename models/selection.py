@@ -32,6 +32,8 @@ SCORES = ("least_confidence", "margin", "entropy")
 POOL_FACTOR = 10
 #: At most this share of a batch (rounded up, at least 2 points) from one sample.
 MAX_SHARE_PER_SAMPLE = 0.25
+#: Share of a hybrid batch drawn at random (the rest: a diverse uncertain batch first).
+HYBRID_RANDOM_SHARE = 0.5
 #: Points used to fit the embedding and the cold-start mixture (speed; seeded).
 FIT_POINTS = 20000
 
@@ -167,7 +169,7 @@ def hybrid_batch(
     xy: np.ndarray,
     min_distance_um: float = 10.0,
     exclude: np.ndarray | None = None,
-    random_share: float = 0.5,
+    random_share: float = HYBRID_RANDOM_SHARE,
     seed: int = 0,
 ) -> np.ndarray:
     """A diverse uncertain batch for ``1 - random_share`` of ``n``, the rest drawn at

@@ -59,17 +59,20 @@ class DenseClassifier:
         self,
         patterns: np.ndarray,
         labels: np.ndarray,
-        val_patterns: np.ndarray,
-        val_labels: np.ndarray,
+        val_patterns: np.ndarray | None = None,
+        val_labels: np.ndarray | None = None,
         *,
         synthetic: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> DenseClassifier:
-        """Train on labeled patterns, early-stopped on the validation ones.
+        """Train on labeled patterns.
 
         With ``synthetic`` (or after :meth:`pretrain`) the network starts from the
-        pre-trained weights and is fine-tuned at ``finetune_learning_rate`` with
-        ``rehearsal_patterns`` synthetic patterns mixed in (so that phases missing from
-        the labels are not forgotten).
+        pre-trained weights and is fine-tuned for ``finetune_epochs`` at
+        ``finetune_learning_rate`` with ``rehearsal_patterns`` synthetic patterns mixed
+        in (so that phases missing from the labels are not forgotten); validation
+        patterns, if given, are only scored (``history_``): early stopping on a few
+        dozen points stops on noise. From scratch, training is early-stopped on the
+        validation patterns, which are then required.
         """
         import keras
 
@@ -87,27 +90,33 @@ class DenseClassifier:
             (len(labels) - positives) / np.maximum(positives, 1), 1.0, s.max_pos_weight
         )
         model = self._build(x.shape[1], y.shape[1])
-        learning_rate = s.learning_rate
-        if hasattr(self, "pretrained_"):
+        pretrained = hasattr(self, "pretrained_")
+        validation = None
+        if val_patterns is not None:
+            validation = (pattern_features(val_patterns), val_labels.astype(np.float32))
+        elif not pretrained:
+            raise ValueError("training from scratch needs validation patterns (early stopping)")
+        if pretrained:
             weights, x_syn, y_syn = self.pretrained_
             model.set_weights(weights)
             keep = rng.permutation(len(x_syn))[: s.rehearsal_patterns]
             x, y = np.concatenate([x, x_syn[keep]]), np.concatenate([y, y_syn[keep]])
-            learning_rate = s.finetune_learning_rate
+            learning_rate, epochs, callbacks = s.finetune_learning_rate, s.finetune_epochs, []
+        else:
+            learning_rate, epochs = s.learning_rate, s.max_epochs
+            callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=s.patience,
+                                                       restore_best_weights=True)]  # fmt: skip
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
             loss=BalancedBinaryCrossentropy(pos_weight.tolist()),
         )
-        stop = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=s.patience, restore_best_weights=True
-        )
         history = model.fit(
             x,
             y.astype(np.float32),
-            validation_data=(pattern_features(val_patterns), val_labels.astype(np.float32)),
-            epochs=s.max_epochs,
+            validation_data=validation,
+            epochs=epochs,
             batch_size=s.batch_size,
-            callbacks=[stop],
+            callbacks=callbacks,
             shuffle=True,
             verbose=0,
         )

@@ -41,6 +41,26 @@ def test_augment_keeps_labels_and_varies_patterns():
     assert same[0] is x
 
 
+def test_fine_tuning_runs_fixed_epochs_and_scratch_needs_validation():
+    from models.classifier import DenseClassifier
+    from xrdmap.config import load_train
+
+    rng = np.random.default_rng(2)
+    x, y = _toy_patterns(rng, 60)
+    settings = load_train().model_copy(
+        update={"finetune_epochs": 3, "pretrain_epochs": 1, "augment_copies": 1,
+                "rehearsal_patterns": 20}
+    )  # fmt: skip
+    synthetic = (x[40:], np.where(y[40:] == 1, 1, -1))  # any patterns, some unknown labels
+    clf = DenseClassifier(settings, seed=0).pretrain(synthetic)
+    clf.fit(x[:30], y[:30])
+    assert len(clf.history_["loss"]) == 3 and "val_loss" not in clf.history_
+    clf.fit(x[:30], y[:30], x[30:40], y[30:40])
+    assert len(clf.history_["val_loss"]) == 3  # scored, never used to stop
+    with pytest.raises(ValueError, match="from scratch needs validation"):
+        DenseClassifier(settings, seed=0).fit(x[:30], y[:30])
+
+
 def _toy_patterns(rng, n):
     """Two peaks on a background: class k present <=> peak k visible."""
     tth = np.linspace(10, 40, 300)

@@ -273,6 +273,7 @@ class TrainConfig(_Model):
     pretrain_epochs: int = Field(30, gt=0)
     pretrain_batch_size: int = Field(256, gt=0)
     finetune_learning_rate: Positive = 1e-4
+    finetune_epochs: int = Field(30, gt=0)
     rehearsal_patterns: int = Field(5000, ge=0)
 
 

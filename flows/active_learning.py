@@ -15,6 +15,7 @@ from flows.predict import predict_store
 from flows.process_beamtime import dask_task_runner
 from models.predict import latest_predicted
 from models.query import unsure_fraction
+from models.strategies import DEFAULT_QUERY_STRATEGY
 from tasks.query import build_relabel_queue
 from tasks.report import store_artifact_key
 from tasks.train import train_model, wait_for_labels
@@ -30,7 +31,7 @@ def query_relabel(
     store: str,
     n: int = 20,
     phases: PhasesConfig | None = None,
-    strategy: str = "hybrid",
+    strategy: str = DEFAULT_QUERY_STRATEGY,
     score: str = "least_confidence",
     version: str | None = None,
     out_dir: str | None = None,
@@ -60,7 +61,7 @@ def active_learning(
     registry: str,
     rounds: int = 1,
     n: int = 20,
-    strategy: str = "hybrid",
+    strategy: str = DEFAULT_QUERY_STRATEGY,
     conf_dir: str | None = None,
     min_labels: int | None = None,
     poll_s: float = 10.0,

@@ -3,15 +3,17 @@
 The simulator's ground truth answers every query. For each seed, the network is
 pre-trained once (synthetic patterns, as ``xrdmap train`` does); then, for each
 strategy, labels are added batch by batch up to each budget, the network is fine-tuned
-from the pre-trained weights on them (4/5 train, 1/5 validation for early stopping),
-every pattern is predicted, and the accuracy of each class is measured on every point
-not labeled. Strategies:
+from the pre-trained weights on all of them (a fixed number of epochs, as ``xrdmap
+train`` does), every pattern is predicted, and the accuracy of each class is measured on
+every point not labeled. Strategies:
 
 - ``random``: points drawn uniformly at random (the reference paper's protocol);
 - ``uncertainty``: a cold-start batch, then the least-confident points only;
 - ``diverse``: a cold-start batch, then :func:`models.selection.diverse_batch`;
 - ``hybrid``: the random first batch, then :func:`models.selection.hybrid_batch` (half
-  diverse uncertain, half random).
+  diverse uncertain, half random);
+- ``per-class``: the random first batch, then :func:`models.selection.per_class_batch`
+  (turns over the classes, each adding its point closest to 0.5).
 """
 
 from __future__ import annotations
@@ -30,22 +32,20 @@ from models.selection import (
     diverse_batch,
     hybrid_batch,
     pattern_embedding,
+    per_class_batch,
     top_uncertain,
     uncertainty,
 )
+from models.strategies import QUERY_STRATEGIES
 from models.train import synthetic_patterns
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import PhasesConfig, TrainConfig
 from xrdmap.simulate.expert import load_truth
 
-STRATEGIES = ("random", "uncertainty", "diverse", "hybrid")
+STRATEGIES = ("random", *QUERY_STRATEGIES)
+#: Strategies whose first batch is drawn at random (the others start cold, from a mixture).
+RANDOM_START = ("random", "hybrid", "per-class")
 DEFAULT_BUDGETS = (20, 40, 70, 139)
-
-
-def _split(labeled: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(labeled)
-    n_val = max(1, round(len(order) / 5))
-    return order[n_val:], order[:n_val]
 
 
 def run_al_benchmark(
@@ -77,14 +77,13 @@ def run_al_benchmark(
                                  seed=seed)  # fmt: skip
         for strategy in strategies:
             rng = np.random.default_rng(seed)
-            if strategy in ("random", "hybrid"):
+            if strategy in RANDOM_START:
                 labeled = rng.choice(np.flatnonzero(valid), budgets[0], replace=False)
             else:
                 labeled = first
             for k in range(len(budgets)):
                 t1 = time.perf_counter()
-                train, val = _split(labeled, seed)
-                clf.fit(patterns[train], truth[train], patterns[val], truth[val])
+                clf.fit(patterns[labeled], truth[labeled])
                 conf = clf.predict_proba(patterns)
                 scored = np.setdiff1d(np.flatnonzero(valid), labeled)
                 acc = ((conf[scored] >= 0.5) == truth[scored]).mean(axis=0)
@@ -106,6 +105,9 @@ def run_al_benchmark(
                 elif strategy == "hybrid":
                     new = hybrid_batch(scores, embedding, n_new, groups=groups, xy=xy,
                                        exclude=labeled, seed=seed)  # fmt: skip
+                elif strategy == "per-class":
+                    new, _ = per_class_batch(conf, n_new, groups=groups, xy=xy,
+                                             exclude=labeled, seed=seed)  # fmt: skip
                 else:
                     new = diverse_batch(scores, embedding, n_new, groups=groups, xy=xy,
                                         exclude=labeled, seed=seed)  # fmt: skip

@@ -16,13 +16,14 @@ from models.selection import (
     diverse_batch,
     hybrid_batch,
     pattern_embedding,
+    per_class_batch,
     top_uncertain,
     uncertainty,
 )
+from models.strategies import DEFAULT_QUERY_STRATEGY, QUERY_STRATEGIES
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.label_store import stored_labels
 
-STRATEGIES = ("diverse", "hybrid", "uncertainty")
 COLD_START = "cold start"
 
 
@@ -68,7 +69,7 @@ def query_points(
     store: str,
     n: int,
     *,
-    strategy: str = "hybrid",
+    strategy: str = DEFAULT_QUERY_STRATEGY,
     score: str = "least_confidence",
     version: str | None = None,
     min_distance_um: float = 10.0,
@@ -76,8 +77,8 @@ def query_points(
 ) -> Query:
     """``n`` unlabeled points to relabel, from the confidences of model ``version``
     (default: the latest predicted); a cold start (no model) when none exists yet."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    if strategy not in QUERY_STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {QUERY_STRATEGIES}")
     root = zarr.open_group(store, mode="r")
     every = load_store_points(store)
     samples, patterns, groups, points, xy = (every.samples, every.patterns, every.groups,
@@ -104,6 +105,13 @@ def query_points(
             reasons = [f"uncertain ({score} {scores[i]:.2f}), diverse batch" if k < n_active
                        else "random point (keeps common patterns in the labels)"
                        for k, i in enumerate(picked)]  # fmt: skip
+        elif strategy == "per-class":
+            picked, classes = per_class_batch(conf, n, groups=groups, xy=xy,
+                                              min_distance_um=min_distance_um,
+                                              exclude=np.union1d(labeled, np.flatnonzero(~valid)),
+                                              seed=seed)  # fmt: skip
+            reasons = [f"{CLASS_NAMES[k]}: confidence {conf[i, k]:.2f}, the closest to 0.5 "
+                       f"left" for i, k in zip(picked, classes, strict=True)]  # fmt: skip
         else:
             picked = top_uncertain(scores, n, exclude=labeled)
             reasons = [f"uncertain ({score} {scores[i]:.2f})" for i in picked]

@@ -16,6 +16,12 @@ of each cluster, at most :data:`MAX_SHARE_PER_SAMPLE` of the batch from one samp
 even share when there are fewer samples than that allows) and never two within
 ``min_distance_um`` of each other on one map. :func:`cold_start_batch` needs no model:
 one point per component of a Gaussian mixture over the patterns.
+
+:func:`per_class_batch` takes turns over the classes instead: each turn adds the
+unlabeled point whose confidence *for that class* is closest to 0.5. A rare class the
+model never predicts (all confidences below 0.5) thus gets its most likely positives
+asked, and easy common classes (plain resin) keep a share of every batch, where one
+score over all classes would spend the batch on the hardest class only.
 """
 
 from __future__ import annotations
@@ -129,6 +135,43 @@ def diverse_batch(
     spread.take(np.array(sorted(best_of, key=lambda i: -scores[i])), n)
     spread.take(ranked, n)  # clusters lost to the spread rules: next most uncertain points
     return np.array(spread.picked)
+
+
+def per_class_batch(
+    confidence: np.ndarray,
+    n: int,
+    *,
+    groups: np.ndarray,
+    xy: np.ndarray,
+    min_distance_um: float = 10.0,
+    exclude: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` point indices, taken in turns over the classes (a seeded random class order
+    each turn): on its turn a class adds its unlabeled point with confidence closest to
+    0.5 that the spread rules accept (per-sample cap, ``min_distance_um`` apart).
+    Returns the indices in the order taken and, for each, the class (column) whose turn
+    took it; NaN rows (no pattern) are never taken."""
+    c = np.asarray(confidence, dtype=np.float64)
+    idx = _eligible(len(c), exclude, ~np.isnan(c).any(axis=1))
+    n = min(n, len(idx))
+    closeness = np.abs(2 * c[idx] - 1)  # 0 = undecided
+    rankings = [idx[np.argsort(closeness[:, k], kind="stable")] for k in range(c.shape[1])]
+    next_of = [0] * c.shape[1]
+    spread = _Spread(n, groups, xy, min_distance_um, idx)
+    taken_for: list[int] = []
+    rng = np.random.default_rng(seed)
+    while len(spread.picked) < n and any(p < len(idx) for p in next_of):
+        for k in rng.permutation(c.shape[1]):
+            ranking = rankings[k]
+            while len(spread.picked) < n and next_of[k] < len(ranking):
+                i = int(ranking[next_of[k]])
+                next_of[k] += 1
+                if i not in spread.picked and spread.accepts(i):
+                    spread.picked.append(i)
+                    taken_for.append(int(k))
+                    break
+    return np.array(spread.picked, dtype=int), np.array(taken_for, dtype=int)
 
 
 def cold_start_batch(

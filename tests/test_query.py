@@ -78,6 +78,18 @@ def test_queue_from_a_model_asks_where_it_is_unsure(store_copy):
     assert out.returncode == 2 and "no confidences of model v0007" in out.stderr
 
 
+def test_per_class_queue_names_the_class_that_asked(store_copy):
+    from test_cli import xrdmap
+
+    _fake_predictions(store_copy)
+    out = xrdmap("query", store_copy, "--n", 9, "--strategy", "per-class")
+    assert out.returncode == 0, out.stderr
+    queue = pd.read_csv(store_copy.parent / "copy.zarr-queue" / "v0042" / "queue.csv")
+    gamma = queue[queue["reason"].str.startswith("gamma-FeOOH: confidence 0.50")]
+    assert len(gamma) == 1 and len(queue) == 9  # one turn per class
+    assert queue["reason"].str.contains("the closest to 0.5 left").all()
+
+
 def test_al_benchmark_runs_every_strategy(tiny_store, tiny_beamtime, tmp_path):
     from test_cli import xrdmap
     from test_labels_and_training import quick_train_conf
@@ -87,7 +99,8 @@ def test_al_benchmark_runs_every_strategy(tiny_store, tiny_beamtime, tmp_path):
                  "--out", tmp_path / "al")  # fmt: skip
     assert out.returncode == 0, out.stderr
     results = pd.read_csv(tmp_path / "al" / "results.csv")
-    assert sorted(set(results["strategy"])) == ["diverse", "hybrid", "random", "uncertainty"]
+    assert sorted(set(results["strategy"])) == ["diverse", "hybrid", "per-class", "random",
+                                                "uncertainty"]  # fmt: skip
     assert sorted(set(results["labels"])) == [10, 16]
     assert results[list(CLASS_NAMES)].to_numpy().min() >= 0
     assert (tmp_path / "al" / "curves.png").stat().st_size > 10_000

@@ -8,6 +8,7 @@ from models.selection import (
     diverse_batch,
     hybrid_batch,
     pattern_embedding,
+    per_class_batch,
     top_uncertain,
     uncertainty,
 )
@@ -103,3 +104,29 @@ def test_hybrid_batch_is_half_uncertain_half_random():
     active = diverse_batch(scores, emb, 5, groups=groups, xy=xy, exclude=labeled, seed=0)
     np.testing.assert_array_equal(picked[:5], active)
     assert scores[picked[5:]].mean() < scores[picked[:5]].mean()  # the random half
+
+
+def test_per_class_batch_gives_every_class_its_turn():
+    """Class 0 is hard (many points near 0.5), class 2 is rare and never predicted
+    (all below 0.5): one score over all classes spends the batch on class 0, turns over
+    the classes also ask class 1's and class 2's most doubtful points."""
+    rng = np.random.default_rng(5)
+    n = 900
+    conf = np.column_stack([
+        rng.uniform(0.3, 0.7, n),  # hard class
+        np.where(rng.random(n) < 0.5, 0.02, 0.97),  # easy class ...
+        rng.uniform(0.0, 0.3, n),  # rare class, never above 0.5
+    ])  # fmt: skip
+    conf[10, 1] = 0.45  # ... with one doubtful point
+    conf[20] = np.nan  # no pattern
+    groups = rng.choice(["S01", "S02", "S03"], n)
+    xy = rng.uniform(0, 1000, size=(n, 2))
+    labeled = np.argsort(-conf[:, 2])[:3]  # the three most likely rare positives: labeled
+    picked, classes = per_class_batch(conf, 9, groups=groups, xy=xy, exclude=labeled, seed=0)
+    assert len(picked) == 9 and len(set(picked)) == 9 and sorted(np.bincount(classes)) == [3, 3, 3]
+    assert 10 in picked[classes == 1] and 20 not in picked and not set(picked) & set(labeled)
+    rare_next = np.argsort(-np.nan_to_num(conf[:, 2]))[3:6]
+    assert sorted(picked[classes == 2]) == sorted(rare_next)
+    assert len(set(top_uncertain(uncertainty(conf), 9)) & set(picked[classes == 2])) == 0
+    again = per_class_batch(conf, 9, groups=groups, xy=xy, exclude=labeled, seed=0)
+    np.testing.assert_array_equal(picked, again[0])

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from models.strategies import DEFAULT_QUERY_STRATEGY, QUERY_STRATEGIES
 from xrdmap import __version__
 from xrdmap.config import CONF_DIR, ConfigError, ProcessConfig
 
@@ -333,6 +334,7 @@ def _cmd_al_benchmark(args: argparse.Namespace) -> int:
         raise ConfigError("--budgets: give at least two label counts, the first >= 5")
     from models.al_benchmark import STRATEGIES
 
+    args.strategies = args.strategies or list(STRATEGIES)
     if "random" not in args.strategies or not set(args.strategies) <= set(STRATEGIES):
         raise ConfigError(f"--strategies: choose among {','.join(STRATEGIES)}, random included")
     from models.al_benchmark import labels_to_reach, plot_curves, run_al_benchmark, summarize
@@ -521,8 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     qry.add_argument("store", type=Path, metavar="STORE")
     qry.add_argument("--n", type=int, default=20, help="points to queue (default 20)")
-    qry.add_argument("--strategy", choices=("diverse", "hybrid", "uncertainty"),
-                     default="hybrid")  # fmt: skip
+    qry.add_argument("--strategy", choices=QUERY_STRATEGIES, default=DEFAULT_QUERY_STRATEGY)
     qry.add_argument("--score", choices=("least_confidence", "margin", "entropy"),
                      default="least_confidence")  # fmt: skip
     qry.add_argument("--model", default=None, help="model version (default: the latest)")
@@ -544,8 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     rnd.add_argument("store", type=Path, metavar="STORE")
     rnd.add_argument("--rounds", type=int, default=1)
     rnd.add_argument("--n", type=int, default=20, help="points per round (default 20)")
-    rnd.add_argument("--strategy", choices=("diverse", "hybrid", "uncertainty"),
-                     default="hybrid")  # fmt: skip
+    rnd.add_argument("--strategy", choices=QUERY_STRATEGIES, default=DEFAULT_QUERY_STRATEGY)
     rnd.add_argument(
         "--min-labels", type=int, default=None,
         help="go on once this many queued points are labeled (default all)",
@@ -589,9 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=[20, 40, 70, 139], help="label counts, comma-separated (default 20,40,70,139)",
     )  # fmt: skip
     alb.add_argument(
-        "--strategies", type=lambda t: t.split(","), default=["random", "uncertainty", "diverse",
-                                                               "hybrid"],
-        help="comma-separated, among random,uncertainty,diverse,hybrid (random is needed)",
+        "--strategies", type=lambda t: t.split(","), default=None,
+        help="comma-separated, among random,uncertainty,diverse,hybrid,per-class (default "
+             "all; random is needed)",
     )  # fmt: skip
     alb.add_argument("--out", type=Path, required=True, help="folder for results and plot")
     alb.set_defaults(func=_cmd_al_benchmark)

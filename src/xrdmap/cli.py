@@ -468,8 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a new classifier version from labeled points of a store",
         description=(
-            "Split the labels (default 81/29/29 of 139, like the reference paper), train "
-            "the dense network with early stopping on the validation split, score the "
+            "Split the labels (default 81/29/29 of 139, like the reference paper), "
+            "pre-train the dense network on patterns synthesized from the phases' CIFs, "
+            "fine-tune it on the train split (the validation loss is recorded), score the "
             "test split, and write a new version (.keras + model card) to the registry."
         ),
     )

@@ -8,6 +8,19 @@ from models.preprocess import augment, log_features, pattern_features, with_peak
 from xrdmap.config import TrainConfig, load_train
 
 
+def positive_weights(targets: np.ndarray, max_weight: float) -> np.ndarray:
+    """Per-class loss weight of positives: known negatives / positives among the rows
+    trained on (targets < 0 = unknown, not counted), between 1 and ``max_weight``.
+
+    Counted over the rows the network actually sees, synthetic rehearsal included: a
+    weight from the expert labels alone (say 10 for a class with no labeled positive)
+    multiplied the rehearsal's synthetic positives of that class and made it predicted
+    everywhere (measured: Fe(FCC) 0.92, Other 0.87 accuracy on one seed)."""
+    positives = (targets == 1).sum(axis=0)
+    negatives = (targets == 0).sum(axis=0)
+    return np.clip(negatives / np.maximum(positives, 1), 1.0, max_weight)
+
+
 class DenseClassifier:
     """Dense multi-label classifier of integrated patterns (Keras).
 
@@ -85,10 +98,6 @@ class DenseClassifier:
         rng = np.random.default_rng(self.seed)
         levels, y = augment(log_features(patterns), labels, rng, copies=s.augment_copies)
         x = with_peaks(levels)
-        positives = labels.sum(axis=0)
-        pos_weight = np.clip(
-            (len(labels) - positives) / np.maximum(positives, 1), 1.0, s.max_pos_weight
-        )
         model = self._build(x.shape[1], y.shape[1])
         pretrained = hasattr(self, "pretrained_")
         validation = None
@@ -106,6 +115,7 @@ class DenseClassifier:
             learning_rate, epochs = s.learning_rate, s.max_epochs
             callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=s.patience,
                                                        restore_best_weights=True)]  # fmt: skip
+        pos_weight = positive_weights(y, s.max_pos_weight)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
             loss=BalancedBinaryCrossentropy(pos_weight.tolist()),

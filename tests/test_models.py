@@ -41,6 +41,16 @@ def test_augment_keeps_labels_and_varies_patterns():
     assert same[0] is x
 
 
+def test_positive_weights_count_the_rows_trained_on_unknowns_aside():
+    from models.classifier import positive_weights
+
+    expert = np.array([[1, 0, 0]] * 2 + [[0, 0, 1]] * 8)  # class 1: no positive labeled
+    np.testing.assert_allclose(positive_weights(expert, 10.0), [4.0, 10.0, 1.0])
+    rehearsal = np.array([[1, 1, -1]] * 5 + [[0, 0, -1]] * 15)  # class 2 unknown there
+    both = positive_weights(np.concatenate([expert, rehearsal]), 10.0)
+    np.testing.assert_allclose(both, [23 / 7, 25 / 5, 1.0])  # not 22/8 on class 2
+
+
 def test_fine_tuning_runs_fixed_epochs_and_scratch_needs_validation():
     from models.classifier import DenseClassifier
     from xrdmap.config import load_train

@@ -36,7 +36,7 @@ from models.selection import (
     top_uncertain,
     uncertainty,
 )
-from models.strategies import QUERY_STRATEGIES
+from models.strategies import DEFAULT_QUERY_STRATEGY, QUERY_STRATEGIES
 from models.train import synthetic_patterns
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import PhasesConfig, TrainConfig
@@ -129,10 +129,12 @@ def labels_to_reach(results: pd.DataFrame, strategy: str, target: float) -> int 
     return int(s["labels"].min()) if len(s) else None
 
 
-def plot_curves(results: pd.DataFrame, path: str) -> None:
-    """Mean accuracy against number of labels per strategy: the mean over seeds as a
-    line, the range over seeds (min to max) as a band; the random strategy's mean at
-    the largest budget as a dashed reference, half that budget dotted."""
+def plot_curves(results: pd.DataFrame, path: str, *, banded: Sequence[str] = ("random",
+                DEFAULT_QUERY_STRATEGY)) -> None:  # fmt: skip
+    """Mean accuracy against number of labels per strategy (in :data:`STRATEGIES`
+    order): the mean over seeds as a line, the range over seeds (min to max) as a band
+    for the ``banded`` strategies; the random strategy's mean at the largest budget as a
+    dashed reference, half that budget dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,23 +142,27 @@ def plot_curves(results: pd.DataFrame, path: str) -> None:
 
     s = summarize(results)
     fig, ax = plt.subplots(figsize=(7, 4.4))
-    for strategy, part in s.groupby("strategy", sort=False):
+    for strategy in [k for k in STRATEGIES if k in set(s["strategy"])]:
+        part = s[s["strategy"] == strategy]
         line = ax.plot(part["labels"], part["mean"], marker="o", label=strategy)[0]
-        ax.fill_between(part["labels"], part["min"], part["max"], color=line.get_color(),
-                        alpha=0.15)  # fmt: skip
+        if strategy in banded:
+            ax.fill_between(part["labels"], part["min"], part["max"], color=line.get_color(),
+                            alpha=0.15)  # fmt: skip
     top = int(s["labels"].max())
     reference = s[(s["strategy"] == "random") & (s["labels"] == top)]["mean"]
     if len(reference):
         ax.axhline(float(reference.iloc[0]), color="grey", ls="--", lw=1,
                    label=f"random, {top} labels")  # fmt: skip
-        ax.axvline(top / 2, color="grey", ls=":", lw=1, label=f"{top / 2:g} labels")
+        ax.axvline(top / 2, color="grey", ls=":", lw=1, label=f"half of {top} labels")
     n_seeds = int(results["seed"].nunique())
+    shown = " and ".join(k for k in banded if k in set(s["strategy"]))
     ax.set_xlabel("expert labels")
     ax.set_ylabel("accuracy, mean over the 9 classes")
     ax.set_ylim(top=1.0)
-    ax.set_title(f"Simulated oracle: mean over {n_seeds} seeds, band = min..max")
+    ax.set_title(f"Simulated oracle: mean over {n_seeds} seeds; band = min..max ({shown})",
+                 fontsize=10)  # fmt: skip
     ax.grid(alpha=0.3)
-    ax.legend(title="selection", fontsize=8)
+    ax.legend(title="selection", fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -3,4 +3,4 @@ from them). What each does: :mod:`models.selection`; which wins: the README's
 active-learning benchmark."""
 
 QUERY_STRATEGIES = ("per-class", "hybrid", "diverse", "uncertainty")
-DEFAULT_QUERY_STRATEGY = "hybrid"
+DEFAULT_QUERY_STRATEGY = "per-class"

@@ -72,8 +72,6 @@ def load_version(registry: str | Path, version: str | None = None):
     """(Keras model, card) of ``version`` (default: the latest), checked against its hash."""
     import keras
 
-    import models.network  # noqa: F401  (registers the custom loss for deserialization)
-
     version = version or latest_version(registry)
     folder = Path(registry) / version
     if not (folder / "model.keras").is_file():
@@ -82,5 +80,6 @@ def load_version(registry: str | Path, version: str | None = None):
     card = json.loads((folder / "card.json").read_text())
     if sha256_file(folder / "model.keras") != card.get("model_sha256"):
         raise RegistryError(f"{folder / 'model.keras'}: sha256 differs from its card")
-    model = keras.saving.load_model(folder / "model.keras", safe_mode=True)
+    # Loaded for prediction only: without compile, no optimizer state is restored.
+    model = keras.saving.load_model(folder / "model.keras", compile=False, safe_mode=True)
     return model, card

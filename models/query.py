@@ -110,8 +110,9 @@ def query_points(
                                               min_distance_um=min_distance_um,
                                               exclude=np.union1d(labeled, np.flatnonzero(~valid)),
                                               seed=seed)  # fmt: skip
-            reasons = [f"{CLASS_NAMES[k]}: confidence {conf[i, k]:.2f}, the closest to 0.5 "
-                       f"left" for i, k in zip(picked, classes, strict=True)]  # fmt: skip
+            reasons = [f"{CLASS_NAMES[k]}'s turn: confidence {conf[i, k]:.2f}, the closest "
+                       f"to 0.5 among unlabeled points" for i, k in zip(picked, classes,
+                                                                     strict=True)]  # fmt: skip
         else:
             picked = top_uncertain(scores, n, exclude=labeled)
             reasons = [f"uncertain ({score} {scores[i]:.2f})" for i in picked]

@@ -85,9 +85,9 @@ def test_per_class_queue_names_the_class_that_asked(store_copy):
     out = xrdmap("query", store_copy, "--n", 9, "--strategy", "per-class")
     assert out.returncode == 0, out.stderr
     queue = pd.read_csv(store_copy.parent / "copy.zarr-queue" / "v0042" / "queue.csv")
-    gamma = queue[queue["reason"].str.startswith("gamma-FeOOH: confidence 0.50")]
+    gamma = queue[queue["reason"].str.startswith("gamma-FeOOH's turn: confidence 0.50")]
     assert len(gamma) == 1 and len(queue) == 9  # one turn per class
-    assert queue["reason"].str.contains("the closest to 0.5 left").all()
+    assert queue["reason"].str.contains("the closest to 0.5 among unlabeled points").all()
 
 
 def test_al_benchmark_runs_every_strategy(tiny_store, tiny_beamtime, tmp_path):

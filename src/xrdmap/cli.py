@@ -517,8 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="queue the points an expert should label next (CSV + pictures)",
         description=(
             "A Prefect flow (query-relabel): picks N unlabeled points where the model is "
-            "unsure (a diverse batch by default; a Gaussian-mixture cold start when no "
-            "model has predicted yet), writes <store>-queue/<version>/queue.csv with a "
+            "unsure (by default in turns over the classes, each taking its point closest "
+            "to 0.5; a Gaussian-mixture cold start when no model has predicted yet), writes <store>-queue/<version>/queue.csv with a "
             "picture per point, and publishes the queue as a Prefect artifact."
         ),
     )

@@ -518,15 +518,19 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "A Prefect flow (query-relabel): picks N unlabeled points where the model is "
             "unsure (by default in turns over the classes, each taking its point closest "
-            "to 0.5; a Gaussian-mixture cold start when no model has predicted yet), writes <store>-queue/<version>/queue.csv with a "
-            "picture per point, and publishes the queue as a Prefect artifact."
+            "to 0.5; a Gaussian-mixture cold start when no model has predicted yet), "
+            "writes <store>-queue/<version>/queue.csv with a picture per point, and "
+            "publishes the queue as a Prefect artifact."
         ),
     )
     qry.add_argument("store", type=Path, metavar="STORE")
     qry.add_argument("--n", type=int, default=20, help="points to queue (default 20)")
-    qry.add_argument("--strategy", choices=QUERY_STRATEGIES, default=DEFAULT_QUERY_STRATEGY)
+    qry.add_argument("--strategy", choices=QUERY_STRATEGIES, default=DEFAULT_QUERY_STRATEGY,
+                     help=f"how to pick the points (default {DEFAULT_QUERY_STRATEGY})")  # fmt: skip
     qry.add_argument("--score", choices=("least_confidence", "margin", "entropy"),
-                     default="least_confidence")  # fmt: skip
+                     default="least_confidence",
+                     help="uncertainty score of the hybrid, diverse and uncertainty strategies "
+                          "(default least_confidence)")  # fmt: skip
     qry.add_argument("--model", default=None, help="model version (default: the latest)")
     qry.add_argument("--out", type=Path, default=None, help="queue folder (must be new)")
     qry.add_argument("--seed", type=int, default=0)

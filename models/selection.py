@@ -87,12 +87,18 @@ class _Spread:
             return bool(d.min() >= self.min_distance)
         return True
 
+    def offer(self, i: int) -> bool:
+        """Take point ``i`` if it is new and the rules accept it; say whether it was."""
+        if i in self.picked or not self.accepts(i):
+            return False
+        self.picked.append(i)
+        return True
+
     def take(self, order: np.ndarray, n: int) -> None:
         for i in order:
             if len(self.picked) >= n:
                 return
-            if i not in self.picked and self.accepts(int(i)):
-                self.picked.append(int(i))
+            self.offer(int(i))
 
 
 def _eligible(n_points: int, exclude: np.ndarray | None, valid: np.ndarray | None) -> np.ndarray:
@@ -167,8 +173,7 @@ def per_class_batch(
             while len(spread.picked) < n and next_of[k] < len(ranking):
                 i = int(ranking[next_of[k]])
                 next_of[k] += 1
-                if i not in spread.picked and spread.accepts(i):
-                    spread.picked.append(i)
+                if spread.offer(i):
                     taken_for.append(int(k))
                     break
     return np.array(spread.picked, dtype=int), np.array(taken_for, dtype=int)

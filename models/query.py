@@ -61,7 +61,10 @@ def load_store_points(store: str) -> StorePoints:
 
 @dataclass(frozen=True)
 class Query:
-    table: pd.DataFrame  #: sample, point, x_um, y_um, score, reason, conf_<class>...
+    #: sample, point, x_um, y_um, score, reason, asked_about (the class the point is
+    #: asked about: its per-class turn, else its least sure class; "" for a cold
+    #: start), conf_<class>...
+    table: pd.DataFrame
     version: str  #: model whose confidences were used ("" for a cold start)
 
 
@@ -110,12 +113,15 @@ def query_points(
                                               min_distance_um=min_distance_um,
                                               exclude=np.union1d(labeled, np.flatnonzero(~valid)),
                                               seed=seed)  # fmt: skip
-            reasons = [f"{CLASS_NAMES[k]}'s turn: confidence {conf[i, k]:.2f}, the closest "
+            reasons = [f"turn of {CLASS_NAMES[k]}: confidence {conf[i, k]:.2f}, the closest "
                        f"to 0.5 among unlabeled points" for i, k in zip(picked, classes,
                                                                      strict=True)]  # fmt: skip
         else:
             picked = top_uncertain(scores, n, exclude=labeled)
             reasons = [f"uncertain ({score} {scores[i]:.2f})" for i in picked]
+        if strategy != "per-class":  # asked about the class it is least sure of
+            classes = np.argmin(np.abs(conf[picked] - 0.5), axis=1)
+        asked_about = [CLASS_NAMES[k] for k in classes]
     else:
         valid[labeled] = False
         picked = cold_start_batch(embedding, n, groups=groups, xy=xy,
@@ -124,9 +130,11 @@ def query_points(
         conf = np.full((len(patterns), len(CLASS_NAMES)), np.nan)
         scores = np.full(len(patterns), np.nan)
         reasons = [f"{COLD_START}: typical of its pattern family (no model yet)"] * len(picked)
+        asked_about = [""] * len(picked)
     table = pd.DataFrame({"sample": groups[picked], "point": points[picked],
                           "x_um": xy[picked, 0], "y_um": xy[picked, 1],
-                          "score": scores[picked], "reason": reasons})  # fmt: skip
+                          "score": scores[picked], "reason": reasons,
+                          "asked_about": asked_about})  # fmt: skip
     for i, name in enumerate(CLASS_NAMES):
         table[f"conf_{name}"] = conf[picked, i]
     return Query(table=table, version=version)

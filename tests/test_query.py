@@ -74,6 +74,7 @@ def test_queue_from_a_model_asks_where_it_is_unsure(store_copy):
     assert (queue["queried_by"] == "v0042").all()
     assert all(p in unsure[s] for s, p in zip(queue["sample"], queue["point"], strict=True))
     assert (queue["conf_gamma-FeOOH"] == 0.5).all() and (queue["score"] == 1.0).all()
+    assert (queue["asked_about"] == "gamma-FeOOH").all()
     out = xrdmap("query", store_copy, "--n", 4, "--model", "v0007")
     assert out.returncode == 2 and "no confidences of model v0007" in out.stderr
 
@@ -85,9 +86,11 @@ def test_per_class_queue_names_the_class_that_asked(store_copy):
     out = xrdmap("query", store_copy, "--n", 9, "--strategy", "per-class")
     assert out.returncode == 0, out.stderr
     queue = pd.read_csv(store_copy.parent / "copy.zarr-queue" / "v0042" / "queue.csv")
-    gamma = queue[queue["reason"].str.startswith("gamma-FeOOH's turn: confidence 0.50")]
+    gamma = queue[queue["reason"].str.startswith("turn of gamma-FeOOH: confidence 0.50")]
     assert len(gamma) == 1 and len(queue) == 9  # one turn per class
     assert queue["reason"].str.contains("the closest to 0.5 among unlabeled points").all()
+    turns = queue["reason"].str.split(":").str[0].str.removeprefix("turn of ")
+    assert (queue["asked_about"] == turns).all() and sorted(turns) == sorted(CLASS_NAMES)
 
 
 def test_al_benchmark_runs_every_strategy(tiny_store, tiny_beamtime, tmp_path):

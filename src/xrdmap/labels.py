@@ -25,7 +25,7 @@ from xrdmap.tables import read_csv_table
 
 PROVENANCE_COLUMNS = ("labeler", "time", "source", "queried_by")
 #: Informative columns of a relabel queue (:mod:`xrdmap.relabel_queue`), ignored here.
-QUEUE_COLUMNS = ("x_um", "y_um", "score", "reason", "picture",
+QUEUE_COLUMNS = ("x_um", "y_um", "score", "reason", "asked_about", "picture",
                  *(f"conf_{c}" for c in CLASS_NAMES))  # fmt: skip
 
 

@@ -52,10 +52,13 @@ def point_picture(
     sample: str,
     point: int,
     version: str,
+    asked_about: str,
     lines: dict[str, ReferenceLines],
     path: Path,
 ) -> None:
-    """Pattern with reference lines per class (left), the point on a map (right)."""
+    """Pattern with reference lines per class (left), the point on a map (right): the
+    confidence map of the class it is ``asked_about``, or the mean intensity before any
+    model (``version`` empty)."""
     from xrdmap.maps import sample_grid
 
     group = root[sample]
@@ -91,12 +94,12 @@ def point_picture(
     xy = group["positions"][point]
     if version:
         conf = group["confidence"][version][:]
-        worst = int(np.nanargmin(np.abs(conf[point] - 0.5)))
-        image = ax_map.imshow(conf[:, worst].reshape(grid), cmap="cividis", vmin=0, vmax=1,
+        shown = CLASS_NAMES.index(asked_about)
+        image = ax_map.imshow(conf[:, shown].reshape(grid), cmap="cividis", vmin=0, vmax=1,
                               extent=extent, interpolation="nearest")  # fmt: skip
-        fig.colorbar(image, ax=ax_map, shrink=0.8, label=f"confidence {CLASS_NAMES[worst]}")
-        ax_map.set_title(f"{CLASS_NAMES[worst]} (model {version}): "
-                         f"{conf[point, worst]:.2f} here", fontsize=9)  # fmt: skip
+        fig.colorbar(image, ax=ax_map, shrink=0.8, label=f"confidence {CLASS_NAMES[shown]}")
+        ax_map.set_title(f"{CLASS_NAMES[shown]} (model {version}): "
+                         f"{conf[point, shown]:.2f} here", fontsize=9)  # fmt: skip
     else:
         mean = np.nanmean(group["patterns"][:], axis=1)
         image = ax_map.imshow(np.log10(np.clip(mean, 1e-3, None)).reshape(grid), cmap="cividis",
@@ -128,9 +131,10 @@ def write_queue(
     rest = table.drop(columns=["sample", "point"])
     queue = pd.concat([queue, rest], axis=1)
     pictures = []
-    for sample, point in zip(table["sample"], table["point"], strict=True):
+    for sample, point, asked in zip(table["sample"], table["point"], table["asked_about"],
+                                    strict=True):  # fmt: skip
         rel = f"{PICTURES}/{sample}_{int(point)}.png"
-        point_picture(root, sample, int(point), version, lines, out_dir / rel)
+        point_picture(root, sample, int(point), version, asked, lines, out_dir / rel)
         pictures.append(rel)
     queue["picture"] = pictures
     path = out_dir / QUEUE_FILE

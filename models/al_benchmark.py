@@ -36,13 +36,12 @@ from models.selection import (
     top_uncertain,
     uncertainty,
 )
-from models.strategies import DEFAULT_QUERY_STRATEGY, QUERY_STRATEGIES
+from models.strategies import BENCHMARK_STRATEGIES, DEFAULT_QUERY_STRATEGY
 from models.train import synthetic_patterns
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import PhasesConfig, TrainConfig
 from xrdmap.simulate.expert import load_truth
 
-STRATEGIES = ("random", *QUERY_STRATEGIES)
 #: Strategies whose first batch is drawn at random (the others start cold, from a mixture).
 RANDOM_START = ("random", "hybrid", "per-class")
 DEFAULT_BUDGETS = (20, 40, 70, 139)
@@ -56,14 +55,14 @@ def run_al_benchmark(
     *,
     seeds: int = 5,
     budgets: Sequence[int] = DEFAULT_BUDGETS,
-    strategies: Sequence[str] = STRATEGIES,
+    strategies: Sequence[str] = BENCHMARK_STRATEGIES,
     report: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """One row per (strategy, seed, budget): per-class accuracy, their mean, seconds."""
     every = load_store_points(store)
     samples, patterns, groups, xy = every.samples, every.patterns, every.groups, every.xy
     truth = load_truth(truth_dir, samples)[list(CLASS_NAMES)].to_numpy()
-    valid = ~np.isnan(patterns).any(axis=1)
+    valid = every.valid
     embedding = pattern_embedding(pattern_features(patterns))
     rows = []
     for seed in range(seeds):
@@ -131,10 +130,11 @@ def labels_to_reach(results: pd.DataFrame, strategy: str, target: float) -> int 
 
 def plot_curves(results: pd.DataFrame, path: str, *, banded: Sequence[str] = ("random",
                 DEFAULT_QUERY_STRATEGY)) -> None:  # fmt: skip
-    """Mean accuracy against number of labels per strategy (in :data:`STRATEGIES`
-    order): the mean over seeds as a line, the range over seeds (min to max) as a band
-    for the ``banded`` strategies; the random strategy's mean at the largest budget as a
-    dashed reference, half that budget dotted."""
+    """Mean accuracy against number of labels per strategy, in
+    :data:`~models.strategies.BENCHMARK_STRATEGIES` order: the mean over seeds as a
+    line, the range over seeds (min to max) as a band for the ``banded`` strategies;
+    the random strategy's mean at the largest budget as a dashed reference, half that
+    budget dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,7 +142,7 @@ def plot_curves(results: pd.DataFrame, path: str, *, banded: Sequence[str] = ("r
 
     s = summarize(results)
     fig, ax = plt.subplots(figsize=(7, 4.4))
-    for strategy in [k for k in STRATEGIES if k in set(s["strategy"])]:
+    for strategy in [k for k in BENCHMARK_STRATEGIES if k in set(s["strategy"])]:
         part = s[s["strategy"] == strategy]
         line = ax.plot(part["labels"], part["mean"], marker="o", label=strategy)[0]
         if strategy in banded:

@@ -4,3 +4,5 @@ active-learning benchmark."""
 
 QUERY_STRATEGIES = ("per-class", "hybrid", "diverse", "uncertainty")
 DEFAULT_QUERY_STRATEGY = "per-class"
+#: The simulated-oracle benchmark's arms: random selection, then every query strategy.
+BENCHMARK_STRATEGIES = ("random", *QUERY_STRATEGIES)

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from models.strategies import DEFAULT_QUERY_STRATEGY, QUERY_STRATEGIES
+from models.strategies import BENCHMARK_STRATEGIES, DEFAULT_QUERY_STRATEGY, QUERY_STRATEGIES
 from xrdmap import __version__
 from xrdmap.config import CONF_DIR, ConfigError, ProcessConfig
 
@@ -332,11 +332,11 @@ def _cmd_al_benchmark(args: argparse.Namespace) -> int:
     budgets = sorted(args.budgets)
     if len(budgets) < 2 or budgets[0] < 5:
         raise ConfigError("--budgets: give at least two label counts, the first >= 5")
-    from models.al_benchmark import STRATEGIES
-
-    args.strategies = args.strategies or list(STRATEGIES)
-    if "random" not in args.strategies or not set(args.strategies) <= set(STRATEGIES):
-        raise ConfigError(f"--strategies: choose among {','.join(STRATEGIES)}, random included")
+    args.strategies = args.strategies or list(BENCHMARK_STRATEGIES)
+    if "random" not in args.strategies or not set(args.strategies) <= set(BENCHMARK_STRATEGIES):
+        raise ConfigError(
+            f"--strategies: choose among {','.join(BENCHMARK_STRATEGIES)}, random included"
+        )
     from models.al_benchmark import labels_to_reach, plot_curves, run_al_benchmark, summarize
 
     results = run_al_benchmark(str(args.store), str(args.truth_dir), cfg, phases,
@@ -595,8 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     alb.add_argument(
         "--strategies", type=lambda t: t.split(","), default=None,
-        help="comma-separated, among random,uncertainty,diverse,hybrid,per-class (default "
-             "all; random is needed)",
+        help=f"comma-separated, among {','.join(BENCHMARK_STRATEGIES)} (default all; random "
+             "is needed)",
     )  # fmt: skip
     alb.add_argument("--out", type=Path, required=True, help="folder for results and plot")
     alb.set_defaults(func=_cmd_al_benchmark)

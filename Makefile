@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= data/demo
 SEED ?= 0
 
-.PHONY: run test lint format simulate-full bench-process server worker deploy clean
+.PHONY: run test test-fast lint typecheck format simulate-full bench-process bench-classifier bench-al server worker deploy clean
 
 # Operations (see README "Operations"): where the deployments find things.
 PREFECT_PORT ?= 4200
@@ -27,18 +27,23 @@ run: $(BIN)/.installed
 	$(BIN)/xrdmap process $(DATA)/beamtime --store $(DATA).zarr
 	$(BIN)/xrdmap draw-labels $(DATA)/truth --store $(DATA).zarr --n 139 --seed $(SEED) --out $(DATA)/labels.csv
 	$(BIN)/xrdmap labels import $(DATA).zarr $(DATA)/labels.csv
-	$(BIN)/xrdmap train $(DATA).zarr --registry data/registry
-	$(BIN)/xrdmap predict $(DATA).zarr --registry data/registry
+	$(BIN)/xrdmap train $(DATA).zarr
+	$(BIN)/xrdmap predict $(DATA).zarr
 
-## Lint, format check and the test suite.
-test: $(BIN)/.installed
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+## Lint, format check, type check of the core and the whole test suite.
+test: lint typecheck
 	$(BIN)/pytest
+
+## The quick loop: lint, types and the tests not marked slow (under 2 minutes).
+test-fast: lint typecheck
+	$(BIN)/pytest -m "not slow"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
 
 format: $(BIN)/.installed
 	$(BIN)/ruff format .
@@ -53,6 +58,16 @@ bench-process: $(BIN)/.installed
 	test -f data/full/beamtime/BEAMTIME_COMPLETE || $(MAKE) simulate-full
 	$(BIN)/python benchmarks/process_benchmark.py data/full/beamtime --store data/full.zarr --cache warm
 	$(BIN)/python benchmarks/codec_benchmark.py data/full.zarr
+
+## The classifier against the ground truth (139 random labels, 5 seeds; ~10 min).
+bench-classifier: $(BIN)/.installed
+	test -f data/full.zarr/zarr.json || $(MAKE) bench-process
+	$(BIN)/python benchmarks/classifier_benchmark.py data/full.zarr data/full/truth --seeds 5
+
+## Active learning against random selection, simulated oracle (5 seeds; ~40 min).
+bench-al: $(BIN)/.installed
+	test -f data/full.zarr/zarr.json || $(MAKE) bench-process
+	$(BIN)/python benchmarks/al_benchmark.py data/full.zarr data/full/truth --seeds 5 --out data/al-benchmark
 
 ## A Prefect server on 127.0.0.1 (SQLite in ~/.prefect; PostgreSQL: set
 ## PREFECT_SERVER_DATABASE_CONNECTION_URL=postgresql+asyncpg://user:pass@host/db first).

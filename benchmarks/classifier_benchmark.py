@@ -4,7 +4,7 @@
 
 For each seed: 139 points drawn at random and labeled from the ground truth, split
 81/29/29 (train/validation/test), the dense network pre-trained on synthetic patterns
-(conf/train.yaml, models/synthetic.py) and fine-tuned on the 81, then every point not
+(conf/train.yaml, src/xrdmap/synthetic.py) and fine-tuned on the 81, then every point not
 used for training scored against the ground truth, class by class. A scikit-learn
 logistic regression on the same labeled features is measured beside it, and so is the
 dense network without pre-training (``--no-pretrain-baseline`` skips it). Prints what
@@ -18,24 +18,16 @@ import json
 import time
 
 import numpy as np
-import zarr
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
 from models.classifier import DenseClassifier
-from models.preprocess import pattern_features
-from models.train import synthetic_patterns
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import load_phases, load_train
+from xrdmap.features import pattern_features
 from xrdmap.simulate.expert import draw_expert_labels, load_truth
-
-
-def load_patterns(store: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    root = zarr.open_group(store, mode="r")
-    samples = root.attrs["xrdmap"]["samples"]
-    patterns = np.concatenate([root[s]["patterns"][:] for s in samples])
-    points = np.concatenate([np.arange(root[s]["patterns"].shape[0]) for s in samples])
-    return samples, patterns, points
+from xrdmap.store import load_store_points
+from xrdmap.synthetic import synthetic_patterns
 
 
 def accuracy_per_class(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -51,21 +43,14 @@ def main() -> None:
     parser.add_argument("--no-pretrain-baseline", action="store_true")
     args = parser.parse_args()
     settings, phases = load_train(), load_phases()
-    samples, patterns, _ = load_patterns(args.store)
+    every = load_store_points(args.store)
+    samples, patterns = every.samples, every.patterns
     truth = load_truth(args.truth_dir, samples)[list(CLASS_NAMES)].to_numpy()
-    offsets = {}
-    start = 0
-    for s in samples:
-        n = zarr.open_group(args.store, mode="r")[s]["patterns"].shape[0]
-        offsets[s] = start
-        start += n
     models = ["dense", "logistic"] + ([] if args.no_pretrain_baseline else ["dense_no_pretrain"])
     results = {m: [] for m in models} | {"predict_s": [], "synthesize_s": [], "fit_s": []}
     for seed in range(args.seeds):
         labels = draw_expert_labels(args.truth_dir, samples, args.labels, seed=seed)
-        idx = np.array(
-            [offsets[s] + p for s, p in zip(labels["sample"], labels["point"], strict=True)]
-        )
+        idx = every.index_of(labels["sample"], labels["point"])
         order = np.random.default_rng(seed).permutation(len(idx))
         n_train, n_val = round(args.labels * 81 / 139), round(args.labels * 29 / 139)
         train, val = idx[order[:n_train]], idx[order[n_train : n_train + n_val]]
@@ -74,7 +59,7 @@ def main() -> None:
         t0 = time.perf_counter()
         synthetic = synthetic_patterns(args.store, phases, settings, seed)
         results["synthesize_s"].append(time.perf_counter() - t0)
-        clf = DenseClassifier(settings, seed=seed).fit(
+        clf = DenseClassifier.from_config(settings, seed=seed).fit(
             patterns[train], y_train, patterns[val], y_val, synthetic=synthetic
         )
         results["fit_s"].append(time.perf_counter() - t0 - results["synthesize_s"][-1])
@@ -85,7 +70,7 @@ def main() -> None:
         scored = scored[~np.isnan(conf[scored]).any(axis=1)]
         results["dense"].append(accuracy_per_class(truth[scored], conf[scored] >= 0.5))
         if "dense_no_pretrain" in results:
-            plain = DenseClassifier(settings, seed=seed).fit(
+            plain = DenseClassifier.from_config(settings, seed=seed).fit(
                 patterns[train], y_train, patterns[val], y_val
             )
             conf = plain.predict_proba(patterns[scored])

@@ -13,7 +13,8 @@ import time
 
 import numcodecs
 import numcodecs.blosc
-import zarr
+
+from xrdmap.store import open_store, samples
 
 CANDIDATES = [
     ("lz4", 5, numcodecs.Blosc.SHUFFLE),
@@ -33,8 +34,8 @@ def main() -> None:
     args = parser.parse_args()
     numcodecs.blosc.use_threads = False
     numcodecs.blosc.set_nthreads(1)
-    root = zarr.open_group(args.store, mode="r")
-    frames = root[root.attrs["xrdmap"]["samples"][0]]["frames"][: args.frames]
+    root = open_store(args.store)
+    frames = root[samples(root)[0]]["frames"][: args.frames]
     chunk = frames[:100]  # one Zarr chunk of frames, as stored
     print(f"{len(frames)} frames of {frames.shape[1:]} int32, chunks of {len(chunk)} frames")
     print(f"{'codec':28} {'ratio':>6} {'encode ms/frame':>16} {'decode ms/frame':>16}")

@@ -116,14 +116,13 @@ def end_to_end(beamtime: str, store: str, workers: int | None) -> dict:
 
 
 def integration_stage(store: str, n_frames: int) -> dict:
-    import zarr
-
     from xrdmap.config import load_process
     from xrdmap.integrate import BatchIntegrator, load_geometry, load_mask
+    from xrdmap.store import ROOT_ATTR, open_store, samples
 
-    root = zarr.open_group(store, mode="r")
-    geo = root.attrs["xrdmap"]["geometry"]
-    sample = root.attrs["xrdmap"]["samples"][0]
+    root = open_store(store)
+    geo = root.attrs[ROOT_ATTR]["geometry"]
+    sample = samples(root)[0]
     frames = root[sample]["frames"][:n_frames]
     cfg = load_process().integration
     ai = load_geometry(geo["poni_file"])
@@ -147,8 +146,15 @@ def integration_stage(store: str, n_frames: int) -> dict:
     for i, frame in enumerate(frames):
         bad = mask | (frame < 0) | (frame >= cutoff)
         ref = ai_loop.integrate1d(frame, cfg.npt, mask=bad, **kwargs)
-        worst = max(worst, float(np.max(np.abs(result.intensity[i] - ref.intensity)
-                                        / np.maximum(np.abs(ref.intensity), 1e-6))))  # fmt: skip
+        worst = max(
+            worst,
+            float(
+                np.max(
+                    np.abs(result.intensity[i] - ref.intensity)
+                    / np.maximum(np.abs(ref.intensity), 1e-6)
+                )
+            ),
+        )
     t_loop_mask = time.perf_counter() - t0
     t0 = time.perf_counter()
     static = [

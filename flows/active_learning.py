@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
 
 from flows.hooks import record_failure
 from flows.predict import predict_store
-from flows.process_beamtime import dask_task_runner
-from models.predict import latest_predicted
-from models.query import unsure_fraction
-from models.strategies import DEFAULT_QUERY_STRATEGY
-from tasks.query import build_relabel_queue
-from tasks.report import store_artifact_key
-from tasks.train import train_model, wait_for_labels
-from xrdmap.config import CONF_DIR, DaskConfig, PhasesConfig, load_phases, load_train
-from xrdmap.relabel_queue import COLD_START_DIR, QUEUE_FILE
-from xrdmap.store import beside_store
-
-ROUNDS_FILE = "rounds.csv"
+from flows.runtime import dask_task_runner
+from tasks.active_learning import (
+    build_relabel_queue,
+    open_round,
+    record_round,
+    train_model,
+    wait_for_labels,
+)
+from xrdmap.active.queue import QUEUE_FILE
+from xrdmap.active.scores import DEFAULT_SCORE
+from xrdmap.active.strategies import DEFAULT_STRATEGY
+from xrdmap.config import (
+    DaskConfig,
+    PhasesConfig,
+    conf_file,
+    load_phases,
+    load_process,
+    load_train,
+    registry_dir,
+)
 
 
 @flow(name="query-relabel", on_failure=[record_failure], on_crashed=[record_failure])
@@ -31,16 +37,24 @@ def query_relabel(
     store: str,
     n: int = 20,
     phases: PhasesConfig | None = None,
-    strategy: str = DEFAULT_QUERY_STRATEGY,
-    score: str = "least_confidence",
+    strategy: str = DEFAULT_STRATEGY,
+    score: str = DEFAULT_SCORE,
     version: str | None = None,
     out_dir: str | None = None,
     seed: int = 0,
 ) -> tuple[str, str]:
     """Queue the ``n`` points an expert should label next (CSV + pictures + artifact)."""
     phases = phases or load_phases()
-    return build_relabel_queue(store, n, phases, strategy=strategy, score=score,
-                               version=version, out_dir=out_dir, seed=seed)  # fmt: skip
+    return build_relabel_queue(
+        store,
+        n,
+        phases,
+        strategy=strategy,
+        score=score,
+        version=version,
+        out_dir=out_dir,
+        seed=seed,
+    )
 
 
 @dataclass
@@ -58,15 +72,15 @@ class RoundRecord:
 @flow(name="active-learning", on_failure=[record_failure], on_crashed=[record_failure])
 def active_learning(
     store: str,
-    registry: str,
+    registry: str | None = None,
     rounds: int = 1,
     n: int = 20,
-    strategy: str = DEFAULT_QUERY_STRATEGY,
+    strategy: str = DEFAULT_STRATEGY,
     conf_dir: str | None = None,
     min_labels: int | None = None,
     poll_s: float = 10.0,
     timeout_s: float = 7 * 24 * 3600.0,
-    n_workers: int = 2,
+    dask: DaskConfig | None = None,
     seed: int = 0,
 ) -> list[RoundRecord]:
     """Rounds of query -> wait for the expert's labels -> retrain -> re-predict -> maps.
@@ -74,50 +88,56 @@ def active_learning(
     The queue of a round is ``<store>-queue/<model version>``; if it exists (a run that
     stopped while waiting) it is reused, so re-running the flow resumes. Each round is
     appended to ``<store>-queue/rounds.csv`` and the table is published as an artifact.
+    Prediction runs on the Dask cluster ``dask`` describes (default: ``process.yaml``'s,
+    scheduler address and batch system included).
     """
     logger = get_run_logger()
-    conf = Path(conf_dir) if conf_dir else CONF_DIR
-    phases = load_phases(conf / "phases.yaml")
-    cfg = load_train(conf / "train.yaml").model_copy(update={"registry_dir": registry})
-    queue_root = beside_store(store, "-queue")
+    phases = load_phases(conf_file(conf_dir, "phases.yaml"))
+    registry = registry_dir(conf_dir, registry)
+    cfg = load_train(conf_file(conf_dir, "train.yaml")).model_copy(
+        update={"registry_dir": registry}
+    )
+    dask = dask or load_process(conf_file(conf_dir, "process.yaml")).dask
     records = []
     for k in range(rounds):
-        asked_by = latest_predicted(store)
-        queue_dir = queue_root / (asked_by or COLD_START_DIR)
-        if (queue_dir / QUEUE_FILE).is_file():
-            queue_csv = str(queue_dir / QUEUE_FILE)
+        asked_by, queue_dir, existing = open_round(store)
+        if existing:
+            queue_csv = str(Path(queue_dir) / QUEUE_FILE)
             logger.info("round %d: going on with the existing queue %s", k + 1, queue_csv)
         else:
-            queue_csv, _ = build_relabel_queue(store, n, phases, strategy=strategy,
-                                               score="least_confidence", version=asked_by,
-                                               out_dir=str(queue_dir), seed=seed + k)  # fmt: skip
-        wait_for_labels(store, queue_csv, min_labels=min_labels, poll_s=poll_s,
-                        timeout_s=timeout_s)  # fmt: skip
+            queue_csv, _ = build_relabel_queue(
+                store,
+                n,
+                phases,
+                strategy=strategy,
+                score=DEFAULT_SCORE,
+                version=asked_by,
+                out_dir=queue_dir,
+                seed=seed + k,
+            )
+        wait_for_labels(store, queue_csv, min_labels=min_labels, poll_s=poll_s, timeout_s=timeout_s)
         version, card = train_model(store, cfg, phases)
-        runner = dask_task_runner(DaskConfig(n_workers=n_workers))
-        predict_store.with_options(task_runner=runner)(store, registry, version, None)
+        predict_store.with_options(task_runner=dask_task_runner(dask))(store, registry, version)
         metrics = card["test_metrics"]
         mean = (sum(m["accuracy"] for m in metrics.values()) / len(metrics)) if metrics else None
-        record = RoundRecord(
-            round=k + 1,
-            finished=datetime.now(UTC).isoformat(timespec="seconds"),
-            queried_by=asked_by,
-            queue=queue_csv,
-            labels=card["labels"]["count"],
-            model=version,
-            test_mean_accuracy=mean,
-            unsure_share=unsure_fraction(store, version),
+        record = record_round(
+            store,
+            {
+                "round": k + 1,
+                "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+                "queried_by": asked_by,
+                "queue": queue_csv,
+                "labels": card["labels"]["count"],
+                "model": version,
+                "test_mean_accuracy": mean,
+            },
         )
-        records.append(record)
-        history = queue_root / ROUNDS_FILE
-        row = pd.DataFrame([asdict(record)])
-        row.to_csv(history, mode="a", header=not history.exists(), index=False)
-        table = pd.read_csv(history).astype(object)
-        create_table_artifact(
-            table=table.where(table.notna(), None).to_dict(orient="records"),
-            key=store_artifact_key("active-learning-rounds", store),
-            description=f"Active-learning rounds of {store}: labels, model, metrics",
+        records.append(RoundRecord(**record))
+        logger.info(
+            "round %d: %d labels -> %s (unsure share %.3f)",
+            k + 1,
+            record["labels"],
+            version,
+            record["unsure_share"],
         )
-        logger.info("round %d: %d labels -> %s (unsure share %.3f)", k + 1, record.labels,
-                    version, record.unsure_share)  # fmt: skip
     return records

@@ -9,15 +9,16 @@ from prefect import flow, get_run_logger
 from prefect.futures import wait
 
 from flows.hooks import record_failure
-from flows.process_beamtime import dask_task_runner
-from models.predict import mark_latest, prepare_confidence
-from models.registry import latest_version, load_version
-from tasks.predict import draw_maps, predict_chunk
+from flows.runtime import dask_task_runner
+from tasks.predict import (
+    draw_maps,
+    mark_latest_task,
+    predict_chunk,
+    prepare_predictions_task,
+    resolve_model_version,
+)
 from xrdmap.config import DaskConfig
-from xrdmap.store import beside_store
-
-#: Points per prediction task: whole chunks of the confidence array, few tasks.
-PREDICT_CHUNK = 8000
+from xrdmap.store import maps_dir as default_maps_dir
 
 
 @dataclass
@@ -36,17 +37,14 @@ def predict_store(
 ) -> PredictSummary:
     """Write ``<sample>/confidence/<version>`` for every sample, then draw the maps."""
     t0 = time.perf_counter()
-    version = version or latest_version(registry)
-    _, card = load_version(registry, version)
-    regions = prepare_confidence(store, version, card, chunk=PREDICT_CHUNK)
+    version = resolve_model_version(registry, version)
+    regions = prepare_predictions_task(store, registry, version)
     futures = [predict_chunk.submit(store, r, registry, version) for r in regions]
     wait(futures)
     reports = [f.result() for f in futures]
-    mark_latest(store, version)
+    mark_latest_task(store, version)
     samples = list(dict.fromkeys(r.sample for r in regions))
-    maps = draw_maps(
-        store, samples, version, maps_dir or str(beside_store(store, "-maps") / version)
-    )
+    maps = draw_maps(store, samples, version, maps_dir or str(default_maps_dir(store, version)))
     summary = PredictSummary(
         store=store,
         version=version,
@@ -67,5 +65,6 @@ def predict_store(
 def run_predict_store(
     store: str, registry: str, dask: DaskConfig, *, version: str | None, maps_dir: str | None
 ) -> PredictSummary:
+    """Run the flow on the Dask cluster that ``dask`` describes."""
     runner = dask_task_runner(dask)
     return predict_store.with_options(task_runner=runner)(store, registry, version, maps_dir)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
-from prefect_dask import DaskTaskRunner
 from tqdm import tqdm
 
 from flows.hooks import record_failure
+from flows.runtime import dask_task_runner
 from tasks.ingest import ingest_integrate_chunk, plan_beamtime_task
 from tasks.report import ProgressBoard, publish_summary
-from xrdmap.config import DaskConfig, ProcessConfig, load_process
+from xrdmap.config import ProcessConfig, load_process
 from xrdmap.ingest import ChunkReport
 
 
@@ -32,47 +31,6 @@ class ProcessSummary:
     @property
     def frames_per_second(self) -> float:
         return self.frames_processed / self.seconds if self.seconds else 0.0
-
-
-#: dask-jobqueue cluster class per batch system.
-JOBQUEUE_CLUSTERS = {
-    "slurm": "dask_jobqueue.SLURMCluster",
-    "pbs": "dask_jobqueue.PBSCluster",
-    "sge": "dask_jobqueue.SGECluster",
-    "lsf": "dask_jobqueue.LSFCluster",
-}
-
-
-def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
-    """A local cluster of single-threaded processes, an existing scheduler, or a
-    batch-system cluster (dask-jobqueue, adaptive), as ``cfg`` says."""
-    if cfg.address:
-        return DaskTaskRunner(address=cfg.address)
-    if cfg.jobqueue:
-        jq = cfg.jobqueue
-        kwargs = {
-            "cores": jq.cores,
-            "memory": jq.memory,
-            "processes": jq.processes,
-            "walltime": jq.walltime,
-            "queue": jq.queue,
-            "account": jq.account,
-            "job_extra_directives": jq.job_extra_directives,
-        }
-        return DaskTaskRunner(
-            cluster_class=JOBQUEUE_CLUSTERS[jq.system],
-            cluster_kwargs={k: v for k, v in kwargs.items() if v is not None},
-            adapt_kwargs={"minimum": 0, "maximum": jq.max_jobs * jq.processes},
-        )
-    kwargs = {
-        "threads_per_worker": cfg.threads_per_worker,
-        "processes": True,
-        "dashboard_address": None,
-        "silence_logs": logging.WARNING,
-    }
-    if cfg.n_workers:
-        kwargs["n_workers"] = cfg.n_workers
-    return DaskTaskRunner(cluster_kwargs=kwargs)
 
 
 @flow(
@@ -127,7 +85,11 @@ def process_beamtime(
 
 
 def run_process_beamtime(
-    beamtime_dir: str, store: str, cfg: ProcessConfig, *, progress_bar: bool = False
+    beamtime_dir: str,
+    store: str,
+    cfg: ProcessConfig,
+    *,
+    progress_bar: bool = False,
 ) -> ProcessSummary:
     """Run the flow on the Dask cluster that ``cfg.dask`` describes."""
     runner = dask_task_runner(cfg.dask)

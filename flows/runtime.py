@@ -1,4 +1,11 @@
-"""Where flows report to: the configured Prefect server, or one temporary local server.
+"""Where flows run: the Prefect API they report to, and the Dask cluster of their tasks.
+
+:func:`dask_task_runner` builds the task runner from the whole Dask configuration (a
+local cluster, an existing scheduler's address, or a batch-system cluster): every flow
+that fans out over Dask takes a :class:`~xrdmap.config.DaskConfig` and uses it.
+
+Prefect is imported inside the functions, not at the top: :func:`quiet_defaults` sets
+environment variables that Prefect reads once, when it is first imported.
 
 Without ``PREFECT_API_URL``, Prefect would start a temporary server in every process
 that runs a task, Dask workers included, and their task runs would land in separate,
@@ -13,6 +20,54 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from xrdmap.config import DaskConfig
+
+if TYPE_CHECKING:
+    from prefect_dask import DaskTaskRunner
+
+#: dask-jobqueue cluster class per batch system.
+JOBQUEUE_CLUSTERS = {
+    "slurm": "dask_jobqueue.SLURMCluster",
+    "pbs": "dask_jobqueue.PBSCluster",
+    "sge": "dask_jobqueue.SGECluster",
+    "lsf": "dask_jobqueue.LSFCluster",
+}
+
+
+def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
+    """A local cluster of single-threaded processes, an existing scheduler, or a
+    batch-system cluster (dask-jobqueue, adaptive), as ``cfg`` says."""
+    from prefect_dask import DaskTaskRunner
+
+    if cfg.address:
+        return DaskTaskRunner(address=cfg.address)
+    if cfg.jobqueue:
+        jq = cfg.jobqueue
+        kwargs = {
+            "cores": jq.cores,
+            "memory": jq.memory,
+            "processes": jq.processes,
+            "walltime": jq.walltime,
+            "queue": jq.queue,
+            "account": jq.account,
+            "job_extra_directives": jq.job_extra_directives,
+        }
+        return DaskTaskRunner(
+            cluster_class=JOBQUEUE_CLUSTERS[jq.system],
+            cluster_kwargs={k: v for k, v in kwargs.items() if v is not None},
+            adapt_kwargs={"minimum": 0, "maximum": jq.max_jobs * jq.processes},
+        )
+    kwargs = {
+        "threads_per_worker": cfg.threads_per_worker,
+        "processes": True,
+        "dashboard_address": None,
+        "silence_logs": logging.WARNING,
+    }
+    if cfg.n_workers:
+        kwargs["n_workers"] = cfg.n_workers
+    return DaskTaskRunner(cluster_kwargs=kwargs)
 
 
 def quiet_defaults(*, console_level: str = "INFO") -> None:

@@ -6,7 +6,8 @@ from prefect import flow, get_run_logger
 from prefect.deployments import run_deployment
 
 from flows.hooks import record_failure
-from xrdmap.catalog import completed_beamtimes, pipeline_record, store_for
+from tasks.catalog import new_beamtimes
+from xrdmap.catalog import store_for
 
 #: The deployment the watcher starts (deployments/prefect.yaml).
 PIPELINE_DEPLOYMENT = "beamtime-pipeline/process-beamtime"
@@ -16,11 +17,12 @@ PIPELINE_DEPLOYMENT = "beamtime-pipeline/process-beamtime"
 def watch_beamtimes(
     beamtimes_root: str,
     stores_root: str,
-    registry: str = "data/registry",
+    registry: str | None = None,
     deployment: str = PIPELINE_DEPLOYMENT,
 ) -> list[str]:
     """For each folder under ``beamtimes_root`` with ``BEAMTIME_COMPLETE`` whose store has
-    no pipeline record, create one run of ``deployment`` (not waiting for it).
+    no pipeline record, create one run of ``deployment`` (not waiting for it); the
+    pipeline uses ``registry`` (default: ``train.yaml``'s).
 
     The run's idempotency key is the folder and its marker's time: however often the
     watcher fires while that run is queued or running, Prefect returns the same run,
@@ -29,10 +31,8 @@ def watch_beamtimes(
     """
     logger = get_run_logger()
     started = []
-    for entry in completed_beamtimes(beamtimes_root):
+    for entry in new_beamtimes(beamtimes_root, stores_root):
         store = store_for(stores_root, entry.name)
-        if pipeline_record(store) is not None:
-            continue
         run = run_deployment(
             deployment,
             parameters={"beamtime_dir": entry.path, "store": store, "registry": registry},

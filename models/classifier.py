@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.preprocess import augment, log_features, pattern_features, with_peaks
-from xrdmap.config import TrainConfig, load_train
+from xrdmap.classes import CLASS_NAMES
+from xrdmap.config import TrainConfig
+from xrdmap.features import augment, log_features, pattern_features, with_peaks
 
 
 def positive_weights(targets: np.ndarray, max_weight: float) -> np.ndarray:
@@ -22,46 +23,110 @@ def positive_weights(targets: np.ndarray, max_weight: float) -> np.ndarray:
 
 
 class DenseClassifier:
-    """Dense multi-label classifier of integrated patterns (Keras).
+    """Dense multi-label classifier of integrated patterns (Keras), by scikit-learn's
+    estimator rules: settings are constructor parameters, stored as given; ``pretrain``
+    (optional) and ``fit`` return ``self``; fitted state lives in ``model_``,
+    ``history_`` and ``classes_`` (the class names, one per output column);
+    ``predict_proba`` gives (n, n_classes) confidences.
 
-    ``pretrain`` (optional) and ``fit`` return ``self``; fitted state lives in
-    ``model_`` and ``history_``; ``predict_proba`` gives (n, n_classes) confidences.
+    Parameters
+    ----------
+    hidden : tuple of int
+        Units of each hidden dense layer.
+    dropout, l2 : float
+        Dropout rate after each hidden layer; L2 penalty of the dense kernels.
+    learning_rate, batch_size, max_epochs, patience : float, int, int, int
+        Training from scratch (early stopping on the validation loss).
+    augment_copies : int
+        Varied copies of each labeled pattern (gain, shift, noise).
+    max_pos_weight : float
+        Cap of the loss weight of rare positives.
+    pretrain_epochs, pretrain_batch_size : int
+        Pre-training on synthetic patterns.
+    finetune_learning_rate, finetune_epochs, rehearsal_patterns : float, int, int
+        Fine-tuning after pre-training, with synthetic patterns mixed in.
+    classes : tuple of str
+        Names of the label columns.
+    seed : int
+        Seed of weights, augmentation and shuffling.
     """
 
-    def __init__(self, settings: TrainConfig | None = None, *, seed: int = 0) -> None:
-        self.settings = settings or load_train()
+    def __init__(
+        self,
+        *,
+        hidden: tuple[int, ...] = (256, 128),
+        dropout: float = 0.2,
+        l2: float = 1e-4,
+        learning_rate: float = 1e-3,
+        batch_size: int = 32,
+        max_epochs: int = 400,
+        patience: int = 40,
+        augment_copies: int = 20,
+        max_pos_weight: float = 10.0,
+        pretrain_epochs: int = 30,
+        pretrain_batch_size: int = 256,
+        finetune_learning_rate: float = 1e-4,
+        finetune_epochs: int = 30,
+        rehearsal_patterns: int = 5000,
+        classes: tuple[str, ...] = CLASS_NAMES,
+        seed: int = 0,
+    ) -> None:
+        self.hidden = hidden
+        self.dropout = dropout
+        self.l2 = l2
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.augment_copies = augment_copies
+        self.max_pos_weight = max_pos_weight
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_batch_size = pretrain_batch_size
+        self.finetune_learning_rate = finetune_learning_rate
+        self.finetune_epochs = finetune_epochs
+        self.rehearsal_patterns = rehearsal_patterns
+        self.classes = classes
         self.seed = seed
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, *, seed: int | None = None) -> DenseClassifier:
+        """The classifier with the network and training settings of ``cfg``."""
+        settings = cfg.model_dump(
+            exclude={"registry_dir", "split", "seed", "pretrain_patterns", "pretrain_backgrounds"}
+        )
+        return cls(**settings, seed=cfg.seed if seed is None else seed)
 
     def _build(self, n_inputs: int, n_classes: int):
         from models.network import build_dense_classifier
 
-        s = self.settings
+        if n_classes != len(self.classes):
+            raise ValueError(f"{n_classes} label columns for {len(self.classes)} classes")
+        self.classes_ = np.asarray(self.classes)
         return build_dense_classifier(
-            n_inputs, n_classes, hidden=s.hidden, dropout=s.dropout, l2=s.l2
+            n_inputs, n_classes, hidden=self.hidden, dropout=self.dropout, l2=self.l2
         )
 
     def pretrain(self, synthetic: tuple[np.ndarray, np.ndarray]) -> DenseClassifier:
         """Pre-train on synthetic (patterns, labels with -1 = unknown) from
-        :class:`models.synthetic.PatternSynthesizer`. Every later :meth:`fit` starts
+        :class:`xrdmap.synthetic.PatternSynthesizer`. Every later :meth:`fit` starts
         from these weights, with some of these patterns mixed in (rehearsal)."""
         import keras
 
         from models.network import BalancedBinaryCrossentropy
 
-        s = self.settings
         keras.utils.set_random_seed(self.seed)
         x_syn = pattern_features(synthetic[0])
         y_syn = synthetic[1].astype(np.float32)
         model = self._build(x_syn.shape[1], y_syn.shape[1])
         model.compile(
-            optimizer=keras.optimizers.Adam(s.learning_rate),
+            optimizer=keras.optimizers.Adam(self.learning_rate),
             loss=BalancedBinaryCrossentropy([1.0] * y_syn.shape[1]),
         )
         model.fit(
             x_syn,
             y_syn,
-            epochs=s.pretrain_epochs,
-            batch_size=s.pretrain_batch_size,
+            epochs=self.pretrain_epochs,
+            batch_size=self.pretrain_batch_size,
             shuffle=True,
             verbose=0,
         )
@@ -93,10 +158,9 @@ class DenseClassifier:
 
         if synthetic is not None:
             self.pretrain(synthetic)
-        s = self.settings
         keras.utils.set_random_seed(self.seed)
         rng = np.random.default_rng(self.seed)
-        levels, y = augment(log_features(patterns), labels, rng, copies=s.augment_copies)
+        levels, y = augment(log_features(patterns), labels, rng, copies=self.augment_copies)
         x = with_peaks(levels)
         model = self._build(x.shape[1], y.shape[1])
         pretrained = hasattr(self, "pretrained_")
@@ -108,14 +172,17 @@ class DenseClassifier:
         if pretrained:
             weights, x_syn, y_syn = self.pretrained_
             model.set_weights(weights)
-            keep = rng.permutation(len(x_syn))[: s.rehearsal_patterns]
+            keep = rng.permutation(len(x_syn))[: self.rehearsal_patterns]
             x, y = np.concatenate([x, x_syn[keep]]), np.concatenate([y, y_syn[keep]])
-            learning_rate, epochs, callbacks = s.finetune_learning_rate, s.finetune_epochs, []
+            learning_rate, epochs, callbacks = self.finetune_learning_rate, self.finetune_epochs, []
         else:
-            learning_rate, epochs = s.learning_rate, s.max_epochs
-            callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=s.patience,
-                                                       restore_best_weights=True)]  # fmt: skip
-        pos_weight = positive_weights(y, s.max_pos_weight)
+            learning_rate, epochs = self.learning_rate, self.max_epochs
+            callbacks = [
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True
+                )
+            ]
+        pos_weight = positive_weights(y, self.max_pos_weight)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
             loss=BalancedBinaryCrossentropy(pos_weight.tolist()),
@@ -125,7 +192,7 @@ class DenseClassifier:
             y.astype(np.float32),
             validation_data=validation,
             epochs=epochs,
-            batch_size=s.batch_size,
+            batch_size=self.batch_size,
             callbacks=callbacks,
             shuffle=True,
             verbose=0,

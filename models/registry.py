@@ -7,22 +7,24 @@
 
 Versions are ``v0001``, ``v0002``, ...; a version is written to a temporary folder and
 renamed into place, so a crash leaves no half version, and nothing is ever overwritten.
+A version is named, never given as a path: nothing outside the registry is loaded.
+The card is read without Keras (:func:`read_card`); the network is loaded once per
+process (:func:`load_model`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
 import tempfile
+from functools import cache
 from pathlib import Path
 
+from xrdmap.errors import RegistryError
+from xrdmap.hashing import sha256_file
+
 VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
-
-
-class RegistryError(ValueError):
-    """A version is missing, corrupt, or the registry cannot be written."""
 
 
 def versions(registry: str | Path) -> list[str]:
@@ -38,10 +40,6 @@ def latest_version(registry: str | Path) -> str:
     if not found:
         raise RegistryError(f"{registry}: no trained model yet (run `xrdmap train` first)")
     return found[-1]
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def save_version(registry: str | Path, model, card: dict) -> str:
@@ -68,18 +66,43 @@ def save_version(registry: str | Path, model, card: dict) -> str:
             shutil.rmtree(tmp)
 
 
-def load_version(registry: str | Path, version: str | None = None):
-    """(Keras model, card) of ``version`` (default: the latest), checked against its hash."""
-    import keras
-
+def version_folder(registry: str | Path, version: str | None = None) -> Path:
+    """The folder of ``version`` (default: the latest); an error for a name that is not a
+    version of this registry (``v0001``, ...), so no path leads outside it."""
     version = version or latest_version(registry)
+    if not VERSION_PATTERN.match(version):
+        raise RegistryError(f"{version!r}: not a model version name (v0001, v0002, ...)")
     folder = Path(registry) / version
-    if not (folder / "model.keras").is_file():
+    if not (folder / "model.keras").is_file() or not (folder / "card.json").is_file():
         known = ", ".join(versions(registry)) or "none"
         raise RegistryError(f"{folder}: no such model version (known: {known})")
-    card = json.loads((folder / "card.json").read_text())
-    if sha256_file(folder / "model.keras") != card.get("model_sha256"):
-        raise RegistryError(f"{folder / 'model.keras'}: sha256 differs from its card")
+    return folder
+
+
+def read_card(registry: str | Path, version: str | None = None) -> dict:
+    """The model card of ``version`` (default: the latest), without loading Keras."""
+    folder = version_folder(registry, version)
+    try:
+        return json.loads((folder / "card.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RegistryError(f"{folder / 'card.json'}: not a readable card: {exc}") from None
+
+
+def load_model(registry: str | Path, version: str | None = None):
+    """The Keras network of ``version`` (default: the latest), checked against the sha256
+    of its card and loaded in safe mode, for prediction only; once per process."""
+    folder = version_folder(registry, version)
+    path = folder / "model.keras"
+    sha256 = sha256_file(path)  # milliseconds: checked on every call, loaded once
+    if sha256 != read_card(registry, folder.name).get("model_sha256"):
+        raise RegistryError(f"{path}: sha256 differs from its card")
+    return _load(str(path.resolve()), sha256)
+
+
+@cache
+def _load(path: str, sha256: str):
+    """The network at ``path`` whose bytes have ``sha256`` (the cache key)."""
+    import keras
+
     # Loaded for prediction only: without compile, no optimizer state is restored.
-    model = keras.saving.load_model(folder / "model.keras", compile=False, safe_mode=True)
-    return model, card
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

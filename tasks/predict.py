@@ -1,4 +1,4 @@
-"""Prefect tasks of prediction: one region of patterns, and the maps."""
+"""Prefect tasks of prediction: the version, its arrays, one region, the latest mark, maps."""
 
 from __future__ import annotations
 
@@ -9,9 +9,23 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from models.predict import PredictRegion, PredictReport, predict_region
+from models.predict import PredictReport, predict_region, prepare_predictions
+from models.registry import latest_version
 from tasks.report import store_artifact_key
 from xrdmap.maps import write_overview, write_sample_maps
+from xrdmap.store import ChunkRegion, mark_latest
+
+
+@task(name="resolve-model-version", cache_policy=NO_CACHE)
+def resolve_model_version(registry: str, version: str | None) -> str:
+    """``version``, or the registry's latest (an error if the registry is empty)."""
+    return version or latest_version(registry)
+
+
+@task(name="prepare-predictions", cache_policy=NO_CACHE)
+def prepare_predictions_task(store: str, registry: str, version: str) -> list[ChunkRegion]:
+    """Lay out the confidence arrays of ``version``; the regions to predict."""
+    return prepare_predictions(store, registry, version)
 
 
 @task(
@@ -20,12 +34,18 @@ from xrdmap.maps import write_overview, write_sample_maps
     retries=1,
     cache_policy=NO_CACHE,
 )
-def predict_chunk(store: str, region: PredictRegion, registry: str, version: str) -> PredictReport:
+def predict_chunk(store: str, region: ChunkRegion, registry: str, version: str) -> PredictReport:
     report = predict_region(store, region, registry, version)
     get_run_logger().info(
         "%d patterns, model %.2f s of %.2f s", report.n_points, report.model_seconds, report.seconds
     )
     return report
+
+
+@task(name="mark-latest", cache_policy=NO_CACHE)
+def mark_latest_task(store: str, version: str) -> None:
+    """Make ``version`` the store's latest confidences (after all its regions)."""
+    mark_latest(store, version)
 
 
 def _png_markdown(path: Path, title: str) -> str:

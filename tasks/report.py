@@ -6,12 +6,14 @@ import re
 from collections import defaultdict
 from uuid import UUID
 
+from prefect import task
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.cache_policies import NO_CACHE
 
 from xrdmap.ingest import ChunkReport
 from xrdmap.plan import Plan
@@ -75,7 +77,9 @@ def summary_rows(plan: Plan, reports: list[ChunkReport]) -> list[dict]:
     return rows
 
 
+@task(name="publish-summary", cache_policy=NO_CACHE)
 def publish_summary(plan: Plan, reports: list[ChunkReport], wall_seconds: float) -> None:
+    """The per-sample summary table and the quarantined frames, as artifacts."""
     create_table_artifact(
         table=summary_rows(plan, reports),
         key=store_artifact_key("summary", plan.store),

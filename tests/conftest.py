@@ -1,14 +1,28 @@
-"""Shared fixtures: the reference geometry, a frame simulator, and small beamtimes
-written to disk by the real simulator."""
+"""Shared fixtures and helpers of every layer's tests: the reference geometry, a frame
+simulator, small beamtimes written to disk by the real simulator, their processed
+store, Prefect's test harness, the command line as a user runs it, and a quick
+training configuration."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from xrdmap.config import PresetConfig, SampleSpec, load_instrument, load_phases, load_simulation
+from xrdmap.config import (
+    CONF_DIR,
+    PresetConfig,
+    SampleSpec,
+    load_instrument,
+    load_phases,
+    load_simulation,
+)
 from xrdmap.phases import all_reference_lines
 from xrdmap.simulate import geometry
 from xrdmap.simulate.beamtime import LINES_TTH_RANGE, simulate_beamtime
@@ -34,6 +48,12 @@ def phases():
 @pytest.fixture(scope="session")
 def sim_config():
     return load_simulation()
+
+
+@pytest.fixture(scope="session")
+def tiny_samples():
+    """The samples of the tiny preset (names, conditions, grids)."""
+    return TINY_SAMPLES
 
 
 @pytest.fixture(scope="session")
@@ -158,3 +178,78 @@ def fresh_store(tiny_store, tmp_path):
         if name in root:
             del root[name]
     return path
+
+
+def run_xrdmap(*args, cwd=None) -> subprocess.CompletedProcess:
+    """``xrdmap ARGS...`` in a new process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="session")
+def xrdmap():
+    """The command line: ``xrdmap("process", ...)`` -> CompletedProcess."""
+    return run_xrdmap
+
+
+def write_quick_train_conf(tmp_path: Path) -> Path:
+    """A copy of conf/ whose train.yaml pre-trains briefly (test speed)."""
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    train = yaml.safe_load((conf / "train.yaml").read_text())
+    train.update(
+        pretrain_patterns=400,
+        pretrain_backgrounds=100,
+        pretrain_epochs=2,
+        rehearsal_patterns=100,
+        max_epochs=30,
+        augment_copies=2,
+    )
+    (conf / "train.yaml").write_text(yaml.safe_dump(train))
+    return conf
+
+
+@pytest.fixture(scope="session")
+def quick_train_conf():
+    """``quick_train_conf(folder)``: a conf/ copy in ``folder`` that trains quickly."""
+    return write_quick_train_conf
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler():
+    """A real `dask scheduler` on loopback with two `dask worker` processes, as on a
+    facility cluster: ``.address`` and a connected ``.client``."""
+    import socket
+    from types import SimpleNamespace
+
+    from distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask_cli = str(Path(sys.executable).with_name("dask"))
+    scheduler = [dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port)]
+    procs = [subprocess.Popen([*scheduler, "--no-dashboard"], stderr=subprocess.DEVNULL)]
+    try:
+        for name in ("w1", "w2"):
+            worker = [dask_cli, "worker", address, "--nthreads", "1", "--nworkers", "1"]
+            procs.append(
+                subprocess.Popen(
+                    [*worker, "--name", name, "--no-dashboard"], stderr=subprocess.DEVNULL
+                )
+            )
+        # Not the default client: flows that start their own local cluster (and the
+        # workers' environment) must not be routed to this scheduler.
+        with Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+            yield SimpleNamespace(address=address, client=client)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)

@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import zarr
-
 from xrdmap.discovery import BEAMTIME_COMPLETE
+from xrdmap.store import read_root_record, write_root_record
 
 PIPELINE_ATTR = "pipeline"
 
 
 @dataclass(frozen=True)
 class BeamtimeEntry:
+    """A completed beamtime folder found under the beamtimes root."""
+
     name: str
     path: str
     start: date | None  #: from beamtime.json ``start_time``, if given
@@ -60,9 +61,11 @@ def select_beamtimes(
     for e in entries:
         if names is not None and e.name not in names:
             continue
-        if (since or until) and e.start is None:
-            continue
-        if (since and e.start < since) or (until and e.start > until):
+        start = e.start
+        if start is None:
+            if since or until:
+                continue
+        elif (since and start < since) or (until and start > until):
             continue
         chosen.append(e)
     return chosen
@@ -75,17 +78,15 @@ def store_for(stores_root: str, name: str) -> str:
 
 def pipeline_record(store: str) -> dict | None:
     """The store's ``pipeline`` record (stages done, model, time), or None."""
-    try:
-        return zarr.open_group(store, mode="r").attrs.get(PIPELINE_ATTR)
-    except FileNotFoundError:
-        return None
+    return read_root_record(store, PIPELINE_ATTR)
 
 
 def mark_pipeline_done(store: str, stages: list[str], model_version: str | None) -> dict:
+    """Record in the store which ``stages`` ran with which model, and when."""
     record = {
         "stages": list(stages),
         "model_version": model_version,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    zarr.open_group(store, mode="r+").attrs[PIPELINE_ATTR] = record
+    write_root_record(store, PIPELINE_ATTR, record)
     return record

@@ -14,16 +14,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from xrdmap.classes import CLASS_NAMES
+from xrdmap.errors import ConfigError
 
 #: Committed defaults; the project is installed in editable mode next to them.
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 #: keV * Angstrom: wavelength = HC_KEV_A / energy.
 HC_KEV_A = 12.398419843320026
-
-
-class ConfigError(ValueError):
-    """A configuration file is missing, unreadable or holds a bad value."""
 
 
 class _Model(BaseModel):
@@ -73,10 +70,14 @@ class PhaseConfig(_Model):
 
 
 class PhasesConfig(_Model):
+    """``phases.yaml``: every phase the classes are made of, by name."""
+
     phases: dict[str, PhaseConfig]
 
 
 class ScanConfig(_Model):
+    """Scan steps of the simulated maps."""
+
     step_um: tuple[Positive, Positive]
     steel_depth_um: Positive
     resin_height_um: Positive
@@ -85,6 +86,8 @@ class ScanConfig(_Model):
 
 
 class IntensityConfig(_Model):
+    """Count levels of the simulated frames."""
+
     diffraction_counts: Positive
     fluorescence_counts: float = Field(ge=0)
     resin_hump_counts: float = Field(ge=0)
@@ -107,6 +110,8 @@ class ResolutionConfig(_Model):
 
 
 class DetectorDefectsConfig(_Model):
+    """Dead, hot and flickering pixels of the simulated detector."""
+
     serial_seed: int = Field(ge=0)
     dead_pixels: int = Field(ge=0)
     hot_pixels: int = Field(ge=0)
@@ -115,6 +120,8 @@ class DetectorDefectsConfig(_Model):
 
 
 class SubstrateConfig(_Model):
+    """The simulated steel: pearlite, retained austenite."""
+
     pearlite_area_fraction: Fraction
     cementite_in_pearlite: Fraction
     austenite_area_fraction: Fraction
@@ -122,6 +129,8 @@ class SubstrateConfig(_Model):
 
 
 class LabelRulesConfig(_Model):
+    """When the simulator's truth calls a phase present."""
+
     min_peak_to_background: Positive
     steel_min_fraction: Fraction
     resin_min_fraction: Fraction
@@ -144,6 +153,8 @@ class ConditionConfig(_Model):
 
 
 class SampleSpec(_Model):
+    """One simulated sample: name, corrosion condition, scan grid (rows, cols)."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     condition: str
     grid: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
@@ -154,10 +165,14 @@ class SampleSpec(_Model):
 
 
 class PresetConfig(_Model):
+    """A named list of simulated samples (``demo``, ``full``)."""
+
     samples: list[SampleSpec] = Field(min_length=1)
 
 
 class SimulationConfig(_Model):
+    """``simulation.yaml``: everything the beamtime simulator draws from."""
+
     scan: ScanConfig
     intensity: IntensityConfig
     resolution: ResolutionConfig
@@ -309,20 +324,36 @@ def load_yaml_model(path: str | Path, model: type[M]) -> M:
 
 
 def load_instrument(path: str | Path | None = None) -> InstrumentConfig:
+    """``instrument.yaml`` (default: the project's ``conf/``), validated."""
     return load_yaml_model(path or CONF_DIR / "instrument.yaml", InstrumentConfig)
 
 
 def load_phases(path: str | Path | None = None) -> PhasesConfig:
+    """``phases.yaml`` (default: the project's ``conf/``), validated."""
     return load_yaml_model(path or CONF_DIR / "phases.yaml", PhasesConfig)
 
 
 def load_simulation(path: str | Path | None = None) -> SimulationConfig:
+    """``simulation.yaml`` (default: the project's ``conf/``), validated."""
     return load_yaml_model(path or CONF_DIR / "simulation.yaml", SimulationConfig)
 
 
 def load_process(path: str | Path | None = None) -> ProcessConfig:
+    """``process.yaml`` (default: the project's ``conf/``), validated."""
     return load_yaml_model(path or CONF_DIR / "process.yaml", ProcessConfig)
 
 
 def load_train(path: str | Path | None = None) -> TrainConfig:
+    """``train.yaml`` (default: the project's ``conf/``), validated."""
     return load_yaml_model(path or CONF_DIR / "train.yaml", TrainConfig)
+
+
+def conf_file(conf_dir: str | Path | None, name: str) -> Path:
+    """``name`` (e.g. ``train.yaml``) in ``conf_dir``, default the project's ``conf/``."""
+    return Path(conf_dir or CONF_DIR) / name
+
+
+def registry_dir(conf_dir: str | Path | None = None, override: str | None = None) -> str:
+    """The model registry folder: ``override`` if given, else ``train.yaml``'s
+    ``registry_dir`` (the one place its default is written)."""
+    return override or load_train(conf_file(conf_dir, "train.yaml")).registry_dir

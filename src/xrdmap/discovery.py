@@ -10,7 +10,6 @@ quarantines those points.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from xrdmap.errors import BeamtimeError
+from xrdmap.hashing import sha256_file
 from xrdmap.tables import read_csv_table
 
 #: PILATUS3 counter overflow value, when beamtime.json does not say.
@@ -27,10 +28,6 @@ DEFAULT_COUNT_CUTOFF = 1_048_575
 SCAN_COMPLETE = "SCAN_COMPLETE"
 BEAMTIME_COMPLETE = "BEAMTIME_COMPLETE"
 POINTS_COLUMNS = ("point", "row", "col", "x_um", "y_um", "file", "frame")
-
-
-class BeamtimeError(ValueError):
-    """The beamtime folder or its metadata cannot be used; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +79,8 @@ class FrameRefs:
 
 @dataclass(frozen=True)
 class Beamtime:
+    """A beamtime folder as its metadata describes it: geometry, mask, samples."""
+
     root: Path
     poni_path: Path
     mask_path: Path | None
@@ -91,10 +90,6 @@ class Beamtime:
 
     def sample(self, name: str) -> SampleScan:
         return next(s for s in self.samples if s.name == name)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _read_json(path: Path) -> dict:
@@ -220,5 +215,5 @@ def _discover_sample(root: Path, directory: Path, name: str, meta: dict) -> Samp
         frame_index=points["frame"].to_numpy(dtype=np.int64),
         missing=tuple(missing),
         scan=scan,
-        metadata_sha256={p.name: _sha256(p) for p in (scan_path, points_path)},
+        metadata_sha256={p.name: sha256_file(p) for p in (scan_path, points_path)},
     )

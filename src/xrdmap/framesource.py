@@ -43,6 +43,8 @@ _HEADER_FIELD = re.compile(rb"(X-Binary-[A-Za-z-]+|Content-MD5|conversions)[:=]\
 
 
 class FrameError(Exception):
+    """A frame that cannot be used; the message says why (it is quarantined)."""
+
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code

@@ -8,13 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import zarr
 
 from xrdmap.config import ProcessConfig
 from xrdmap.discovery import Beamtime, FrameRefs
 from xrdmap.framesource import STATUS_OK, read_frames
 from xrdmap.integrate import cached_batch_integrator
-from xrdmap.store import ChunkRegion, single_threaded_codecs
+from xrdmap.store import (
+    ChunkRegion,
+    open_chunk,
+    single_threaded_codecs,
+    write_chunk_results,
+    write_frames,
+)
 
 
 @dataclass
@@ -41,6 +46,7 @@ class ChunkInput:
 
 
 def chunk_inputs(beamtime: Beamtime, regions: list[ChunkRegion]) -> list[ChunkInput]:
+    """What each task needs to ingest ``regions`` of ``beamtime``."""
     return [
         ChunkInput(
             region=r,
@@ -54,12 +60,27 @@ def chunk_inputs(beamtime: Beamtime, regions: list[ChunkRegion]) -> list[ChunkIn
 
 
 def process_chunk(store: str, chunk: ChunkInput, cfg: ProcessConfig) -> ChunkReport:
-    """Ingest and integrate one chunk; a chunk already marked done is skipped."""
+    """Ingest and integrate one chunk; a chunk already marked done is skipped.
+
+    Parameters
+    ----------
+    store : str
+        A store laid out by :func:`xrdmap.plan.plan_beamtime`.
+    chunk : ChunkInput
+        The region and where its frames are.
+    cfg : ProcessConfig
+        The settings the store was laid out with.
+
+    Returns
+    -------
+    ChunkReport
+        Frames done, seconds, and the quarantined points with status and reason.
+    """
     t0 = time.perf_counter()
     single_threaded_codecs()
     region = chunk.region
-    group = zarr.open_group(store, mode="r+")[region.sample]
-    if group["chunk_done"][region.index]:
+    group = open_chunk(store, region)
+    if group is None:
         return ChunkReport(region.sample, region.index, region.n_frames, skipped=True)
     integrator = cached_batch_integrator(
         chunk.poni_path, chunk.mask_path, cfg.integration, count_cutoff=chunk.count_cutoff
@@ -75,7 +96,7 @@ def process_chunk(store: str, chunk: ChunkInput, cfg: ProcessConfig) -> ChunkRep
     for sub in range(region.start, region.stop, step):
         stop = min(sub + step, region.stop)
         batch = read_frames(chunk.frames, sub, stop, shape)
-        group["frames"][sub:stop] = batch.frames
+        write_frames(group, sub, batch.frames)
         result = integrator.integrate(batch.frames)
         ok = batch.status == STATUS_OK
         rows = slice(sub - region.start, stop - region.start)
@@ -84,13 +105,15 @@ def process_chunk(store: str, chunk: ChunkInput, cfg: ProcessConfig) -> ChunkRep
         status[rows] = batch.status
         reason += batch.reason
         checksum += batch.checksum
-    region_slice = slice(region.start, region.stop)
-    group["patterns"][region_slice] = intensity
-    group["sigma"][region_slice] = sigma
-    group["reason"][region_slice] = np.array(reason, dtype=object)
-    group["input_checksum"][region_slice] = np.array(checksum, dtype=object)
-    group["status"][region_slice] = status
-    group["chunk_done"][region.index] = 1  # last: the chunk is complete
+    write_chunk_results(
+        group,
+        region,
+        intensity=intensity,
+        sigma=sigma,
+        status=status,
+        reason=reason,
+        checksum=checksum,
+    )
     bad = np.flatnonzero(status != STATUS_OK)
     return ChunkReport(
         region.sample,

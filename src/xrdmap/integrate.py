@@ -17,7 +17,6 @@ are dropped frame by frame, exactly as a per-frame mask would drop them.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +27,11 @@ from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from pyFAI.io.ponifile import PoniFile
 
 from xrdmap.config import IntegrationConfig
+from xrdmap.errors import GeometryError
+from xrdmap.hashing import sha256_file
 
 #: Pixel columns transposed at a time (keeps the block in cache).
 _TRANSPOSE_BLOCK = 2048
-
-
-class GeometryError(ValueError):
-    """A PONI or mask file is missing, unreadable or inconsistent."""
 
 
 PONI_FIELDS = ("Detector", "Distance", "Poni1", "Poni2", "Rot1", "Rot2", "Rot3", "Wavelength")
@@ -50,8 +47,8 @@ def load_geometry(poni_path: str | Path) -> AzimuthalIntegrator:
     fields = {}
     for line in text.splitlines():
         if ":" in line and not line.lstrip().startswith("#"):
-            key, value = line.split(":", 1)
-            fields[key.strip()] = value.strip()
+            key, text_value = line.split(":", 1)
+            fields[key.strip()] = text_value.strip()
     for name in PONI_FIELDS:
         if name not in fields:
             raise GeometryError(f"{path}: {name}: missing from the PONI file")
@@ -88,10 +85,6 @@ def load_mask(mask_path: str | Path | None, shape: tuple[int, int]) -> np.ndarra
     if data.shape != tuple(shape):
         raise GeometryError(f"{path}: mask shape {data.shape} != detector shape {tuple(shape)}")
     return data != 0
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -177,13 +170,13 @@ class BatchIntegrator:
         over = flat.view(np.uint32) >= self.count_cutoff
         n_listed = np.count_nonzero(over[:, self._masked_idx], axis=1)
         suspect = np.flatnonzero(np.count_nonzero(over, axis=1) > n_listed)
-        bad_pix, bad_frame = [], []
+        pix_parts, frame_parts = [], []
         for i in suspect:
             pix = np.setdiff1d(np.flatnonzero(over[i]), self._masked_idx, assume_unique=True)
-            bad_pix.append(pix)
-            bad_frame.append(np.full(pix.size, i))
-        bad_pix = np.concatenate(bad_pix) if bad_pix else np.empty(0, np.intp)
-        bad_frame = np.concatenate(bad_frame) if bad_frame else np.empty(0, np.intp)
+            pix_parts.append(pix)
+            frame_parts.append(np.full(pix.size, i))
+        bad_pix = np.concatenate(pix_parts) if pix_parts else np.empty(0, np.intp)
+        bad_frame = np.concatenate(frame_parts) if frame_parts else np.empty(0, np.intp)
         xt[self._masked_idx] = 0.0
         xt[bad_pix, bad_frame] = 0.0
         sum_signal = self._c @ xt
@@ -212,8 +205,8 @@ def cached_batch_integrator(
 ) -> BatchIntegrator:
     """One integrator per process for a given geometry, mask and settings."""
     key = (
-        file_sha256(poni_path),
-        file_sha256(mask_path) if mask_path else None,
+        sha256_file(poni_path),
+        sha256_file(mask_path) if mask_path else None,
         cfg.model_dump_json(),
         count_cutoff,
     )

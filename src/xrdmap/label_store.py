@@ -23,20 +23,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import zarr
 
 from xrdmap.classes import CLASS_NAMES
-from xrdmap.labels import PROVENANCE_COLUMNS, LabelsError, labels_sha256
+from xrdmap.labels import PROVENANCE_COLUMNS, LabelsError, labels_sha256, read_labels_csv
+from xrdmap.store import LABELS_GROUP, labeled_point_patterns, open_store, sample_sizes
 
-LABELS_GROUP = "labels"
 _TEXT_COLUMNS = ("sample", *PROVENANCE_COLUMNS)
 
 
 @dataclass(frozen=True)
 class ImportReport:
+    """What one import did: the batch written, rows added, already stored, total."""
+
     batch: str | None  #: None when every row was already stored
     added: int
     already_stored: int
@@ -51,7 +54,7 @@ def _labels_group(root: zarr.Group) -> zarr.Group:
 
 def stored_labels(store: str) -> pd.DataFrame:
     """Every committed label of the store, in import order, with a ``batch`` column."""
-    root = zarr.open_group(store, mode="r")
+    root = open_store(store)
     columns = ["sample", "point", *CLASS_NAMES, *PROVENANCE_COLUMNS, "batch"]
     if LABELS_GROUP not in root:
         return pd.DataFrame(columns=columns)
@@ -76,13 +79,37 @@ def labeled_points(store: str) -> set[tuple[str, int]]:
     return set(zip(done["sample"], done["point"].astype(int), strict=True))
 
 
+def labels_for(store: str, path: Path | None = None) -> pd.DataFrame:
+    """The labels CSV ``path`` if given (checked against the store), else the labels
+    stored in ``store`` (an error when there are none)."""
+    if path is not None:
+        return read_labels_csv(path, sample_sizes(store))
+    labels = stored_labels(store)
+    if labels.empty:
+        raise LabelsError(f"{store}: no labels stored yet (xrdmap labels import STORE FILE)")
+    return labels
+
+
+def labeled_patterns(store: str, labels: pd.DataFrame) -> np.ndarray:
+    """(n_labels, nbins) float32 patterns of the labeled points, in the table's order;
+    points without a valid pattern (quarantined) are refused."""
+    root = open_store(store)
+    out = []
+    for sample, rows in labels.groupby("sample", sort=False):
+        try:
+            found = labeled_point_patterns(root, sample, rows["point"].to_numpy())
+        except ValueError as exc:
+            raise LabelsError(str(exc)) from None
+        out.append(pd.DataFrame(found, index=rows.index))
+    return pd.concat(out).loc[labels.index].to_numpy(dtype=np.float32)
+
+
 def _new_rows(existing: pd.DataFrame, table: pd.DataFrame, origin: str) -> pd.DataFrame:
     """Rows of ``table`` not yet stored; a stored point with another answer is refused."""
     if existing.empty:
         return table
     keys = ["sample", "point"]
-    merged = table.merge(existing, on=keys, how="left", suffixes=("", "_stored"),
-                         indicator=True)  # fmt: skip
+    merged = table.merge(existing, on=keys, how="left", suffixes=("", "_stored"), indicator=True)
     stored = merged["_merge"] == "both"
     stored_classes = merged.loc[stored, [f"{c}_stored" for c in CLASS_NAMES]].to_numpy()
     differs = (merged.loc[stored, list(CLASS_NAMES)].to_numpy() != stored_classes).any(axis=1)
@@ -96,14 +123,34 @@ def _new_rows(existing: pd.DataFrame, table: pd.DataFrame, origin: str) -> pd.Da
 
 
 def import_labels(store: str, table: pd.DataFrame, *, origin: str) -> ImportReport:
-    """Append the checked labels ``table`` (:func:`xrdmap.labels.read_labels_csv`) as
-    one batch; ``origin`` (the file) is recorded and named in errors."""
+    """Append checked labels as one batch of the store's labels table.
+
+    Parameters
+    ----------
+    store : str
+        A store written by ``xrdmap process``.
+    table : pandas.DataFrame
+        Labels checked by :func:`xrdmap.labels.read_labels_csv` (or
+        :func:`xrdmap.labels.check_labels_table`).
+    origin : str
+        Where they come from (a file, the labeling page): recorded, named in errors.
+
+    Returns
+    -------
+    ImportReport
+        The batch written (None when every row was stored already) and the counts.
+
+    Raises
+    ------
+    LabelsError
+        A point already stored with other answers; nothing is written.
+    """
     existing = stored_labels(store)
     new = _new_rows(existing, table, origin)
     total = len(existing) + len(new)
     if new.empty:
         return ImportReport(None, 0, len(table), total)
-    root = zarr.open_group(store, mode="r+")
+    root = open_store(store, mode="r+")
     group = _labels_group(root)
     batches = list(group.attrs["batches"])
     name = f"b{len(batches) + 1:04d}"

@@ -21,16 +21,20 @@ from pathlib import Path
 import pandas as pd
 
 from xrdmap.classes import CLASS_NAMES
+from xrdmap.errors import LabelsError
 from xrdmap.tables import read_csv_table
 
 PROVENANCE_COLUMNS = ("labeler", "time", "source", "queried_by")
 #: Informative columns of a relabel queue (:mod:`xrdmap.relabel_queue`), ignored here.
-QUEUE_COLUMNS = ("x_um", "y_um", "score", "reason", "asked_about", "picture",
-                 *(f"conf_{c}" for c in CLASS_NAMES))  # fmt: skip
-
-
-class LabelsError(ValueError):
-    """A labels file that cannot be used; the message names the file, line and field."""
+QUEUE_COLUMNS = (
+    "x_um",
+    "y_um",
+    "score",
+    "reason",
+    "asked_about",
+    "picture",
+    *(f"conf_{c}" for c in CLASS_NAMES),
+)
 
 
 def read_labels_csv(path: str | Path, sample_sizes: dict[str, int]) -> pd.DataFrame:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import zarr
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from xrdmap.classes import CLASS_NAMES
+from xrdmap.evaluation import THRESHOLD
+from xrdmap.store import open_store, read_confidences, sample_grid, samples
 
 #: One colour per combination of corrosion products present (confidence >= 0.5).
 COMBINATION_COLOURS = {
@@ -24,17 +25,6 @@ COMBINATION_COLOURS = {
     ("alpha-FeOOH", "gamma-FeOOH", "Fe3O4"): "#e15759",
 }
 QUARANTINED_COLOUR = "#9e9e9e"
-THRESHOLD = 0.5
-
-
-def sample_grid(root: zarr.Group, sample: str) -> tuple[tuple[int, int], tuple[float, ...]]:
-    rows, cols = root[sample].attrs["grid_shape"]
-    pos = root[sample]["positions"][:]
-    sx = (pos[:, 0].max() - pos[:, 0].min()) / max(cols - 1, 1)
-    sy = (pos[:, 1].max() - pos[:, 1].min()) / max(rows - 1, 1)
-    extent = (pos[:, 0].min() - sx / 2, pos[:, 0].max() + sx / 2,
-              pos[:, 1].max() + sy / 2, pos[:, 1].min() - sy / 2)  # fmt: skip
-    return (rows, cols), extent
 
 
 def phase_rgb(confidence: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -59,14 +49,20 @@ def _legend(ax) -> None:
         for combo, c in COMBINATION_COLOURS.items()
     ]
     handles.append(Patch(color=QUARANTINED_COLOUR, label="quarantined point"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8,
-              title=f"confidence >= {THRESHOLD}", title_fontsize=8)  # fmt: skip
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1),
+        fontsize=8,
+        title=f"confidence >= {THRESHOLD}",
+        title_fontsize=8,
+    )
 
 
 def write_sample_maps(store: str, sample: str, version: str, out_dir: Path) -> list[Path]:
     """``<sample>_confidence.png`` (one map per class) and ``<sample>_phases.png``."""
-    root = zarr.open_group(store, mode="r")
-    conf = root[sample]["confidence"][version][:]
+    root = open_store(store)
+    conf = read_confidences(root, sample, version)
     grid, extent = sample_grid(root, sample)
     out_dir.mkdir(parents=True, exist_ok=True)
     width = extent[1] - extent[0]
@@ -76,8 +72,14 @@ def write_sample_maps(store: str, sample: str, version: str, out_dir: Path) -> l
     fig = Figure(figsize=(panel_w * len(CLASS_NAMES), panel_h + 1.2), layout="constrained")
     axes = fig.subplots(1, len(CLASS_NAMES))
     for ax, (i, name) in zip(axes, enumerate(CLASS_NAMES), strict=True):
-        image = ax.imshow(conf[:, i].reshape(grid), cmap="cividis", vmin=0, vmax=1,
-                          extent=extent, interpolation="nearest")  # fmt: skip
+        image = ax.imshow(
+            conf[:, i].reshape(grid),
+            cmap="cividis",
+            vmin=0,
+            vmax=1,
+            extent=extent,
+            interpolation="nearest",
+        )
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("x (um)")
         if i == 0:
@@ -101,15 +103,15 @@ def write_sample_maps(store: str, sample: str, version: str, out_dir: Path) -> l
 
 def write_overview(store: str, version: str, out_dir: Path) -> Path:
     """The phase maps of every sample side by side, same vertical scale (um)."""
-    root = zarr.open_group(store, mode="r")
-    samples = root.attrs["xrdmap"]["samples"]
-    grids = {s: sample_grid(root, s) for s in samples}
+    root = open_store(store)
+    names = samples(root)
+    grids = {s: sample_grid(root, s) for s in names}
     widths = [g[1][1] - g[1][0] for g in grids.values()]
-    fig = Figure(figsize=(min(3 + 1.6 * len(samples), 30), 6), layout="constrained")
-    axes = fig.subplots(1, len(samples), gridspec_kw={"width_ratios": widths}, squeeze=False)
+    fig = Figure(figsize=(min(3 + 1.6 * len(names), 30), 6), layout="constrained")
+    axes = fig.subplots(1, len(names), gridspec_kw={"width_ratios": widths}, squeeze=False)
     top = max(g[1][2] for g in grids.values())
-    for ax, sample in zip(axes[0], samples, strict=True):
-        conf = root[sample]["confidence"][version][:]
+    for ax, sample in zip(axes[0], names, strict=True):
+        conf = read_confidences(root, sample, version)
         grid, extent = grids[sample]
         ax.imshow(phase_rgb(conf, grid), extent=extent, interpolation="nearest")
         ax.set_ylim(top, extent[3])

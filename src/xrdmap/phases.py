@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from xrdmap.config import CONF_DIR, PhaseConfig, PhasesConfig
+from xrdmap.store import open_store, stored_wavelength_a, tth_axis
 
 
 @dataclass(frozen=True)
@@ -144,12 +145,8 @@ def all_reference_lines(
 def store_reference_lines(store: str, phases: PhasesConfig) -> dict[str, ReferenceLines]:
     """Reference lines of every phase at the wavelength and over the 2theta axis (plus
     five bins each side) of a processed store."""
-    import zarr
-
-    from xrdmap.store import stored_wavelength_a
-
-    root = zarr.open_group(store, mode="r")
-    tth = root[root.attrs["xrdmap"]["samples"][0]]["tth_deg"][:]
+    root = open_store(store)
+    tth = tth_axis(root)
     margin = 5 * float(np.diff(tth).mean())
     return all_reference_lines(
         phases,

@@ -1,17 +1,20 @@
 """Plan the processing of a beamtime: discover, check geometry, lay out the store, and
 list the chunks still to do. Everything that can fail on bad input fails here, before
-any chunk is processed."""
+the store is written and before any chunk is processed; the beamtime is inspected once
+per run."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from xrdmap.config import ProcessConfig
 from xrdmap.discovery import Beamtime, discover_beamtime
+from xrdmap.hashing import sha256_file
 from xrdmap.ingest import ChunkInput, chunk_inputs
-from xrdmap.integrate import BatchIntegrator, file_sha256, load_geometry, load_mask
+from xrdmap.integrate import BatchIntegrator, load_geometry, load_mask
 from xrdmap.provenance import software_versions
 from xrdmap.store import (
     ChunkRegion,
@@ -25,6 +28,8 @@ from xrdmap.store import (
 
 @dataclass(frozen=True)
 class Plan:
+    """A checked beamtime, its laid-out store, and the chunks done and left."""
+
     store: str
     beamtime: Beamtime
     regions: tuple[ChunkRegion, ...]
@@ -50,8 +55,54 @@ class Inspection:
     provenance: dict
 
 
+#: The last inspection of this process: (key, inputs read, their stamps, inspection).
+_LAST: list[tuple[tuple[str, str], list[Path], tuple, Inspection]] = []
+
+
+def _inputs_of(beamtime: Beamtime) -> list[Path]:
+    """Every file and folder an inspection read or listed."""
+    paths = [beamtime.root, beamtime.root / "beamtime.json", beamtime.poni_path]
+    if beamtime.mask_path:
+        paths.append(beamtime.mask_path)
+    for s in beamtime.samples:
+        folders = {f.rpartition("/")[0] for f in s.files}
+        points = s.directory / s.scan.get("points_file", "points.csv")
+        paths += [s.directory, s.directory / "scan.json", points]
+        paths += [s.directory / folder for folder in sorted(folders)]
+    return paths
+
+
+def _stamps(paths: list[Path]) -> tuple:
+    """(mtime_ns, size) of each path; None where it is gone."""
+    out: list[tuple[int, int] | None] = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
 def inspect_beamtime(beamtime_dir: str, cfg: ProcessConfig) -> Inspection:
-    """Read and check everything a run needs; raises with the file and field named."""
+    """Read and check everything a run needs; raises with the file and field named.
+
+    The beamtime is inspected once per run: the last inspection of this process is
+    reused while every file and folder it read (metadata, PONI, mask, frame folders)
+    keeps its modification time and size; the command line's fast pre-check and the
+    flow's plan task then share one inspection.
+    """
+    key = (str(Path(beamtime_dir).resolve()), cfg.model_dump_json())
+    if _LAST and _LAST[0][0] == key and _stamps(_LAST[0][1]) == _LAST[0][2]:
+        return _LAST[0][3]
+    inspection = _inspect(beamtime_dir, cfg)
+    paths = _inputs_of(inspection.beamtime)
+    _LAST[:] = [(key, paths, _stamps(paths), inspection)]
+    return inspection
+
+
+def _inspect(beamtime_dir: str, cfg: ProcessConfig) -> Inspection:
     beamtime = discover_beamtime(beamtime_dir)
     ai = load_geometry(beamtime.poni_path)
     mask = load_mask(beamtime.mask_path, tuple(ai.detector.shape))
@@ -59,32 +110,54 @@ def inspect_beamtime(beamtime_dir: str, cfg: ProcessConfig) -> Inspection:
         "software": software_versions(),
         "geometry": {
             "poni_file": str(beamtime.poni_path),
-            "poni_sha256": file_sha256(beamtime.poni_path),
+            "poni_sha256": sha256_file(beamtime.poni_path),
             "poni": beamtime.poni_path.read_text(),
             "mask_file": str(beamtime.mask_path) if beamtime.mask_path else None,
-            "mask_sha256": file_sha256(beamtime.mask_path) if beamtime.mask_path else None,
+            "mask_sha256": sha256_file(beamtime.mask_path) if beamtime.mask_path else None,
             "masked_pixels": int(np.count_nonzero(mask)),
             "count_cutoff": beamtime.count_cutoff,
         },
         "integration": cfg.integration.model_dump(),
         "compression": cfg.compression.model_dump(),
         "chunk_frames": cfg.chunk_frames,
-        "beamtime_json_sha256": file_sha256(beamtime.root / "beamtime.json"),
+        "beamtime_json_sha256": sha256_file(beamtime.root / "beamtime.json"),
     }
     return Inspection(beamtime, ai, mask, provenance)
 
 
 def preflight(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Inspection:
-    """Everything :func:`plan_beamtime` checks, without writing: for a fast, clean error."""
+    """Everything :func:`plan_beamtime` checks, without writing: a fast, clean error
+    before any orchestration starts (the plan reuses this inspection)."""
     inspection = inspect_beamtime(beamtime_dir, cfg)
-    check_compatible(
-        store, settings_digest(inspection.beamtime, cfg, inspection.provenance["geometry"])
-    )
+    digest = settings_digest(inspection.beamtime, cfg, inspection.provenance["geometry"])
+    check_compatible(store, digest)
     return inspection
 
 
 def plan_beamtime(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Plan:
-    """Check the beamtime and the settings, create (or reopen) the store, list chunks."""
+    """Check the beamtime and the settings, create (or reopen) the store, list chunks.
+
+    Parameters
+    ----------
+    beamtime_dir : str
+        The beamtime folder (read only, never modified).
+    store : str
+        The Zarr store: a folder or an fsspec URL; created when absent.
+    cfg : ProcessConfig
+        Chunking, integration and compression settings.
+
+    Returns
+    -------
+    Plan
+        The checked beamtime, every task region and which are done already.
+
+    Raises
+    ------
+    BeamtimeError, GeometryError
+        Bad metadata, PONI or mask (the message names the file and field).
+    StoreError
+        The store holds another beamtime or was made with other settings.
+    """
     inspection = inspect_beamtime(beamtime_dir, cfg)
     beamtime = inspection.beamtime
     integrator = BatchIntegrator(

@@ -1,4 +1,8 @@
-"""The Zarr v3 store of a beamtime: layout, creation, and chunk-wise writes.
+"""The Zarr v3 store of a beamtime: the one owner of its layout.
+
+Every other module asks this one where things are: the samples, their patterns, the
+confidences of each model version and which is the latest, the labels group, and the
+local folders beside the store where maps and relabel queues go.
 
 One group per sample::
 
@@ -11,6 +15,12 @@ One group per sample::
     <sample>/reason        (n,) str            why a point was quarantined ("" if ok)
     <sample>/input_checksum (n,) str           the frame's checksum as read
     <sample>/chunk_done    (n_chunks,) uint8   1 once a chunk's outputs are all written
+    <sample>/confidence/<version> (n, 9) float32  per-class confidences of a model
+                                        version; group attrs "latest", "versions"
+    labels/                              the expert labels (:mod:`xrdmap.label_store`)
+
+Beside a store ``bt.zarr`` (local folders, for people): ``bt.zarr-maps/<version>/``
+(PNG maps) and ``bt.zarr-queue/<version>/`` (relabel queues, ``rounds.csv``).
 
 Every per-point array except ``frames`` is chunked by the task chunk, so a task writes
 whole chunks of its own region only; ``frames`` chunks divide the task chunk. A chunk
@@ -20,8 +30,6 @@ Dimension names are stored (Zarr v3 ``dimension_names``), so xarray reads each g
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,18 +42,25 @@ from zarr.codecs import BloscCodec
 
 from xrdmap.config import CompressionConfig, ProcessConfig
 from xrdmap.discovery import Beamtime, SampleScan
-from xrdmap.framesource import STATUS_MEANING, STATUS_PENDING
+from xrdmap.errors import StoreError
+from xrdmap.framesource import STATUS_MEANING, STATUS_OK, STATUS_PENDING
+from xrdmap.hashing import sha256_json
 
 LAYOUT_VERSION = 1
-
-
-class StoreError(ValueError):
-    """The store exists but does not match this beamtime and these settings."""
+#: The root attribute that holds the layout record (samples, provenance, digest).
+ROOT_ATTR = "xrdmap"
+#: Per-sample group of the confidences, one array per model version.
+CONFIDENCE = "confidence"
+#: Root group of the expert labels.
+LABELS_GROUP = "labels"
+MAPS_SUFFIX = "-maps"
+QUEUE_SUFFIX = "-queue"
 
 
 @dataclass(frozen=True)
 class ChunkRegion:
-    """Points ``start..stop-1`` of one sample: the unit of work of one task."""
+    """Points ``start..stop-1`` of one sample, chunk ``index`` of its per-point arrays:
+    the unit of work of one task (ingest, predict)."""
 
     sample: str
     index: int
@@ -65,10 +80,12 @@ def single_threaded_codecs() -> None:
 
 
 def blosc_codec(cfg: CompressionConfig) -> BloscCodec:
+    """The Blosc codec of the store's arrays, from the compression settings."""
     return BloscCodec(cname=cfg.cname, clevel=cfg.clevel, shuffle=cfg.shuffle)
 
 
 def chunk_regions(sample: str, n_points: int, chunk_frames: int) -> list[ChunkRegion]:
+    """The task regions of one sample: consecutive runs of ``chunk_frames`` points."""
     return [
         ChunkRegion(sample, i, start, min(start + chunk_frames, n_points))
         for i, start in enumerate(range(0, n_points, chunk_frames))
@@ -84,7 +101,7 @@ def settings_digest(beamtime: Beamtime, cfg: ProcessConfig, geometry_sha256: dic
         "count_cutoff": beamtime.count_cutoff,
         "process": cfg.model_dump(exclude={"dask"}),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return sha256_json(payload)
 
 
 def check_compatible(store: str, digest: str) -> bool:
@@ -96,7 +113,7 @@ def check_compatible(store: str, digest: str) -> bool:
     if "://" not in store and foreign:
         raise StoreError(f"{store}: exists and is not a Zarr store; refusing to write there")
     try:
-        existing = zarr.open_group(store, mode="r", zarr_format=3).attrs.get("xrdmap")
+        existing = zarr.open_group(store, mode="r", zarr_format=3).attrs.get(ROOT_ATTR)
     except FileNotFoundError:
         return False
     if existing is None:
@@ -127,7 +144,7 @@ def open_or_create(
     codec = blosc_codec(cfg.compression)
     for sample in beamtime.samples:
         _create_sample(root, sample, cfg, codec, tth_deg, detector_shape)
-    root.attrs["xrdmap"] = {  # written last: the layout is complete
+    root.attrs[ROOT_ATTR] = {  # written last: the layout is complete
         **provenance,
         "layout_version": LAYOUT_VERSION,
         "settings_sha256": digest,
@@ -222,7 +239,7 @@ def _create_sample(
     )
 
 
-def beside_store(store: str, suffix: str) -> Path:
+def _beside_store(store: str, suffix: str) -> Path:
     """A local folder named after the store: ``<store><suffix>`` beside a local store;
     for a URL (``s3://bucket/bt.zarr``) ``s3-bucket/bt.zarr<suffix>`` under the working
     folder (maps and relabel queues are for people: they stay on local disk)."""
@@ -233,23 +250,307 @@ def beside_store(store: str, suffix: str) -> Path:
     return Path(f"{store}{suffix}")
 
 
+def maps_dir(store: str, version: str) -> Path:
+    """Where the PNG maps of model ``version`` go: ``<store>-maps/<version>``."""
+    return _beside_store(store, MAPS_SUFFIX) / version
+
+
+def queue_root(store: str) -> Path:
+    """Where the relabel queues and the rounds record go: ``<store>-queue``."""
+    return _beside_store(store, QUEUE_SUFFIX)
+
+
+def open_store(store: str, mode: str = "r") -> zarr.Group:
+    """The root group of a store written by ``xrdmap process``; a one-line error if not."""
+    try:
+        root = zarr.open_group(store, mode=mode)
+        root.attrs[ROOT_ATTR]["samples"]
+    except (FileNotFoundError, KeyError, TypeError):
+        raise StoreError(f"{store}: not a store written by `xrdmap process`") from None
+    return root
+
+
+def samples(root: zarr.Group) -> list[str]:
+    """The store's samples, in beamtime order."""
+    return list(root.attrs[ROOT_ATTR]["samples"])
+
+
 def sample_sizes(store: str) -> dict[str, int]:
     """Points per sample of a store written by ``xrdmap process``, in sample order."""
-    try:
-        root = zarr.open_group(store, mode="r")
-        samples = root.attrs["xrdmap"]["samples"]
-    except (FileNotFoundError, KeyError):
-        raise StoreError(f"{store}: not a store written by `xrdmap process`") from None
-    return {s: root[s]["status"].shape[0] for s in samples}
+    root = open_store(store)
+    return {s: root[s]["status"].shape[0] for s in samples(root)}
+
+
+def tth_axis(root: zarr.Group) -> np.ndarray:
+    """(nbins,) 2theta bin centres in degrees (one axis for every sample)."""
+    return root[samples(root)[0]]["tth_deg"][:]
 
 
 def stored_wavelength_a(root: zarr.Group) -> float:
     """X-ray wavelength (Angstrom) of the PONI the store was integrated with."""
     import yaml
 
-    poni = yaml.safe_load(root.attrs["xrdmap"]["geometry"]["poni"])
+    poni = yaml.safe_load(root.attrs[ROOT_ATTR]["geometry"]["poni"])
     return float(poni["Wavelength"]) * 1e10
 
 
+def settings_sha256(root: zarr.Group) -> str:
+    """The digest of the beamtime and settings the store was built from."""
+    return root.attrs[ROOT_ATTR]["settings_sha256"]
+
+
 def done_chunks(root: zarr.Group, sample: str) -> np.ndarray:
+    """(n_chunks,) bool: which task chunks of ``sample`` are complete."""
     return root[sample]["chunk_done"][:].astype(bool)
+
+
+# One chunk of ingestion: frames as they are read, then the chunk's results, done last.
+
+
+def open_chunk(store: str, region: ChunkRegion) -> zarr.Group | None:
+    """The sample group to write ``region`` into, or None when that chunk is done."""
+    group = zarr.open_group(store, mode="r+")[region.sample]
+    return None if group["chunk_done"][region.index] else group
+
+
+def write_frames(group: zarr.Group, start: int, frames: np.ndarray) -> None:
+    """Raw frames of points ``start..start+len(frames)-1`` (whole frame chunks)."""
+    group["frames"][start : start + len(frames)] = frames
+
+
+def write_chunk_results(
+    group: zarr.Group,
+    region: ChunkRegion,
+    *,
+    intensity: np.ndarray,
+    sigma: np.ndarray,
+    status: np.ndarray,
+    reason: list[str],
+    checksum: list[str],
+) -> None:
+    """The integrated patterns of one chunk and the status of its points; the chunk is
+    marked done last, so a crash before leaves it to be redone."""
+    rows = slice(region.start, region.stop)
+    group["patterns"][rows] = intensity
+    group["sigma"][rows] = sigma
+    group["reason"][rows] = np.array(reason, dtype=object)
+    group["input_checksum"][rows] = np.array(checksum, dtype=object)
+    group["status"][rows] = status
+    group["chunk_done"][region.index] = 1
+
+
+# Reading one sample for people: its grid on the map, one point's pattern.
+
+
+def sample_grid(
+    root: zarr.Group, sample: str
+) -> tuple[tuple[int, int], tuple[float, float, float, float]]:
+    """The sample's (rows, cols) scan grid and its imshow extent in um (left, right,
+    bottom, top), each point's pixel centred on its motor position."""
+    rows, cols = root[sample].attrs["grid_shape"]
+    pos = root[sample]["positions"][:]
+    sx = (pos[:, 0].max() - pos[:, 0].min()) / max(cols - 1, 1)
+    sy = (pos[:, 1].max() - pos[:, 1].min()) / max(rows - 1, 1)
+    extent = (
+        pos[:, 0].min() - sx / 2,
+        pos[:, 0].max() + sx / 2,
+        pos[:, 1].max() + sy / 2,
+        pos[:, 1].min() - sy / 2,
+    )
+    return (rows, cols), extent
+
+
+def point_pattern(root: zarr.Group, sample: str, point: int) -> tuple[np.ndarray, np.ndarray]:
+    """(2theta axis in degrees, intensity) of one point."""
+    group = root[sample]
+    return group["tth_deg"][:], group["patterns"][point]
+
+
+def point_position(root: zarr.Group, sample: str, point: int) -> np.ndarray:
+    """(x_um, y_um) of one point."""
+    return root[sample]["positions"][point]
+
+
+def mean_intensity(root: zarr.Group, sample: str) -> np.ndarray:
+    """(n,) mean integrated intensity of each point of ``sample`` (NaN: quarantined)."""
+    return np.nanmean(root[sample]["patterns"][:], axis=1)
+
+
+# The pipeline record: which stages ran on the store (the watcher skips recorded ones).
+
+
+def read_root_record(store: str, name: str) -> dict | None:
+    """The root attribute ``name`` of a store, or None (no such store or attribute)."""
+    try:
+        return zarr.open_group(store, mode="r").attrs.get(name)
+    except FileNotFoundError:
+        return None
+
+
+def write_root_record(store: str, name: str, record: dict) -> None:
+    """Set the root attribute ``name`` of an xrdmap store to ``record``."""
+    open_store(store, mode="r+").attrs[name] = record
+
+
+def labeled_point_patterns(root: zarr.Group, sample: str, points: np.ndarray) -> np.ndarray:
+    """(len(points), nbins) patterns of ``points`` of ``sample``; points without a valid
+    pattern (quarantined) raise :class:`StoreError` naming them."""
+    group = root[sample]
+    points = np.asarray(points, dtype=np.int64)
+    bad = points[group["status"].get_orthogonal_selection(points) != STATUS_OK]
+    if bad.size:
+        raise StoreError(f"{sample}: point(s) {bad.tolist()} have no valid pattern")
+    return group["patterns"].get_orthogonal_selection((points, slice(None)))
+
+
+def random_valid_points(root: zarr.Group, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(patterns, sigma) of up to ``n`` valid points drawn at random over all samples."""
+    names = samples(root)
+    sizes = np.array([root[s]["status"].shape[0] for s in names])
+    picks = np.random.default_rng(seed).choice(sizes.sum(), min(n, sizes.sum()), False)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    patterns, sigma = [], []
+    for k, sample in enumerate(names):
+        points = np.sort(picks[(picks >= starts[k]) & (picks < starts[k + 1])] - starts[k])
+        if points.size == 0:
+            continue
+        group = root[sample]
+        points = points[group["status"].get_orthogonal_selection(points) == STATUS_OK]
+        patterns.append(group["patterns"].get_orthogonal_selection((points, slice(None))))
+        sigma.append(group["sigma"].get_orthogonal_selection((points, slice(None))))
+    return np.concatenate(patterns), np.concatenate(sigma)
+
+
+@dataclass(frozen=True)
+class StorePoints:
+    """Every point of a store, samples concatenated in store order."""
+
+    samples: list[str]
+    patterns: np.ndarray  #: (n, nbins)
+    groups: np.ndarray  #: sample name per point
+    points: np.ndarray  #: point index within its sample
+    xy: np.ndarray  #: (n, 2) position in um
+    valid: np.ndarray  #: status 0 (a pattern was integrated)
+
+    def index_of(self, samples, points) -> np.ndarray:
+        """Flat indices of (sample, point) pairs."""
+        sizes = [int((self.groups == s).sum()) for s in self.samples]
+        offset = dict(zip(self.samples, np.cumsum([0, *sizes[:-1]]), strict=True))
+        return np.array([offset[s] + p for s, p in zip(samples, points, strict=True)], int)
+
+
+def load_store_points(store: str) -> StorePoints:
+    """Every point of ``store``, samples concatenated in store order.
+
+    Parameters
+    ----------
+    store : str
+        A store written by ``xrdmap process``.
+
+    Returns
+    -------
+    StorePoints
+        Patterns (n, nbins), sample and point index of each, positions (n, 2) in um,
+        and whether each has a pattern (status 0).
+    """
+    root = open_store(store)
+    names = samples(root)
+    status = [root[s]["status"][:] for s in names]
+    return StorePoints(
+        samples=names,
+        patterns=np.concatenate([root[s]["patterns"][:] for s in names]),
+        groups=np.concatenate([np.full(len(st), s) for s, st in zip(names, status, strict=True)]),
+        points=np.concatenate([np.arange(len(st)) for st in status]),
+        xy=np.concatenate([root[s]["positions"][:] for s in names]),
+        valid=np.concatenate(status) == STATUS_OK,
+    )
+
+
+# Confidences: one array per model version and sample, and the store's latest version.
+
+
+def create_confidences(
+    store: str, version: str, attributes: dict, *, chunk: int
+) -> list[ChunkRegion]:
+    """Create ``<sample>/confidence/<version>`` NaN arrays for every sample, replacing
+    an earlier one of that version.
+
+    Parameters
+    ----------
+    store : str
+        A store written by ``xrdmap process``.
+    version : str
+        The model version (``v0001``...).
+    attributes : dict
+        Stored with each array; must hold ``classes``, the column names.
+    chunk : int
+        Points per Zarr chunk (and per returned region).
+
+    Returns
+    -------
+    list of ChunkRegion
+        The regions to fill, whole chunks each, every sample in order.
+    """
+    root = open_store(store, mode="r+")
+    n_classes = len(attributes["classes"])
+    regions = []
+    for sample in samples(root):
+        n = root[sample]["patterns"].shape[0]
+        group = root[sample].require_group(CONFIDENCE)
+        group.create_array(
+            version,
+            shape=(n, n_classes),
+            chunks=(min(chunk, n), n_classes),
+            dtype="float32",
+            fill_value=np.nan,
+            dimension_names=("point", "class"),
+            attributes={
+                **attributes,
+                "model_version": version,
+                "created": datetime.now(UTC).isoformat(),
+            },
+            overwrite=True,
+        )
+        regions += chunk_regions(sample, n, chunk)
+    return regions
+
+
+def read_patterns(store: str, region: ChunkRegion) -> np.ndarray:
+    """(n, nbins) integrated patterns of one region (NaN rows: quarantined points)."""
+    group = zarr.open_group(store, mode="r")[region.sample]
+    return group["patterns"][region.start : region.stop]
+
+
+def write_confidences(store: str, region: ChunkRegion, version: str, values: np.ndarray) -> None:
+    """Write one region's (n, n_classes) confidences of ``version``."""
+    group = zarr.open_group(store, mode="r+")[region.sample]
+    group[CONFIDENCE][version][region.start : region.stop] = values
+
+
+def has_confidences(root: zarr.Group, version: str) -> bool:
+    """Whether every sample has confidences of ``version``."""
+    return all(CONFIDENCE in root[s] and version in root[s][CONFIDENCE] for s in samples(root))
+
+
+def read_confidences(root: zarr.Group, sample: str, version: str) -> np.ndarray:
+    """(n, n_classes) confidences of ``sample`` by model ``version``."""
+    group = root[sample]
+    if CONFIDENCE not in group or version not in group[CONFIDENCE]:
+        raise StoreError(f"{sample}: no confidences of model {version} (run xrdmap predict)")
+    return group[CONFIDENCE][version][:]
+
+
+def latest_predicted(store: str) -> str:
+    """The model version of the store's latest confidences ("" before any prediction)."""
+    root = open_store(store)
+    first = root[samples(root)[0]]
+    return first[CONFIDENCE].attrs.get("latest", "") if CONFIDENCE in first else ""
+
+
+def mark_latest(store: str, version: str) -> None:
+    """Point every sample's ``confidence`` group at ``version``; earlier ones stay."""
+    root = open_store(store, mode="r+")
+    for sample in samples(root):
+        group = root[sample][CONFIDENCE]
+        known = sorted(set(group.attrs.get("versions", [])) | {version})
+        group.attrs.update({"latest": version, "versions": known})

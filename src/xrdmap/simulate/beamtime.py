@@ -50,6 +50,7 @@ from xrdmap.config import (
     load_simulation,
 )
 from xrdmap.discovery import BEAMTIME_COMPLETE, SCAN_COMPLETE
+from xrdmap.errors import SimulationError
 from xrdmap.phases import ReferenceLines, all_reference_lines
 from xrdmap.simulate import geometry, writers
 from xrdmap.simulate.frames import FrameSimulator, PointState
@@ -67,12 +68,10 @@ OUTPUT_MARKER = ".xrdmap-simulation"
 SAMPLE_CHANGE_S = 900.0
 
 
-class SimulationError(RuntimeError):
-    """The simulation cannot start (e.g. the output folder exists)."""
-
-
 @dataclass(frozen=True)
 class SimulationResult:
+    """Where a simulation wrote the beamtime and its truth, and how big it is."""
+
     beamtime_dir: Path
     truth_dir: Path
     n_samples: int
@@ -139,9 +138,9 @@ def _render_chunk(chunk: _Chunk) -> tuple[_Chunk, np.ndarray | None, np.ndarray]
         )
         visible[k] = [name in seen for name in sim.phase_names]
         frame = sim.render(state, rng)
-        if chunk.cbf_paths:
+        if chunk.cbf_paths is not None and chunk.headers is not None:
             writers.write_cbf(chunk.cbf_paths[k], frame, chunk.headers[k])
-        else:
+        elif frames is not None:
             frames[k] = frame
     return chunk, frames, visible
 
@@ -290,11 +289,23 @@ def simulate_beamtime(
     for index, spec_cfg in enumerate(preset.samples):
         samples.append(
             _prepare_sample(
-                index, spec_cfg, beamtime_dir, truth_dir, t_sample, per_point,
-                instrument=instrument, phases=phases, sim=sim, fe_per_a3=fe_per_a3,
-                seed=seed, fmt=fmt, shape=shape, beam_xy=beam_xy, n_excluded=n_excluded,
+                index,
+                spec_cfg,
+                beamtime_dir,
+                truth_dir,
+                t_sample,
+                per_point,
+                instrument=instrument,
+                phases=phases,
+                sim=sim,
+                fe_per_a3=fe_per_a3,
+                seed=seed,
+                fmt=fmt,
+                shape=shape,
+                beam_xy=beam_xy,
+                n_excluded=n_excluded,
             )
-        )  # fmt: skip
+        )
         t_sample += per_point * spec_cfg.n_points + timedelta(seconds=SAMPLE_CHANGE_S)
 
     n_total = sum(s["spec_cfg"].n_points for s in samples)

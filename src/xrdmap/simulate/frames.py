@@ -45,6 +45,7 @@ class DetectorMaps:
 
 
 def detector_maps(ai: AzimuthalIntegrator, polarization_factor: float) -> DetectorMaps:
+    """Per-pixel 2theta, chi, solid angle and polarization of the detector."""
     shape = tuple(ai.detector.shape)
     return DetectorMaps(
         shape=shape,

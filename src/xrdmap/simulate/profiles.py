@@ -78,6 +78,7 @@ class PhaseProfiles:
 
 
 def fine_grid(tth_range_deg: tuple[float, float], step_deg: float = 0.005) -> np.ndarray:
+    """A fine 2theta grid over ``tth_range_deg`` for drawing profiles."""
     lo, hi = tth_range_deg
     return np.arange(lo, hi + step_deg / 2, step_deg)
 

@@ -124,6 +124,7 @@ def write_points_csv(path: Path, rows: list[dict]) -> None:
 
 
 def write_json(path: Path, payload: dict) -> None:
+    """Write ``data`` as indented JSON to ``path``."""
     tmp = path.with_suffix(path.suffix + ".part")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     tmp.replace(path)

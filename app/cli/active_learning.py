@@ -1,0 +1,138 @@
+"""Active-learning commands: ``query`` the points to label next, ``al-rounds``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from app.cli.common import add_verbose, prefect_session
+from xrdmap.active.scores import DEFAULT_SCORE, SCORES
+from xrdmap.active.strategies import DEFAULT_STRATEGY, STRATEGIES
+from xrdmap.config import ConfigError, conf_file, load_phases, load_process, registry_dir
+from xrdmap.store import StoreError, has_confidences, open_store, sample_sizes
+
+
+def query(args: argparse.Namespace) -> int:
+    store = str(args.store)
+    root = open_store(store)
+    if args.n < 1:
+        raise ConfigError("--n: ask for at least one point")
+    phases = load_phases(conf_file(args.conf, "phases.yaml"))
+    if args.model and not has_confidences(root, args.model):
+        raise StoreError(
+            f"{store}: no confidences of model {args.model} "
+            f"(run xrdmap predict {store} --model {args.model})"
+        )
+    with prefect_session(args.verbose):
+        from flows.active_learning import query_relabel
+
+        path, version = query_relabel(
+            store,
+            args.n,
+            phases,
+            args.strategy,
+            args.score,
+            args.model,
+            str(args.out) if args.out else None,
+            args.seed,
+        )
+    basis = f"confidences of model {version}" if version else "a cold start (no model yet)"
+    print(f"Queued {args.n} points for relabeling from {basis}: {path}")
+    print(f"Fill in the class columns (0/1) and import with: xrdmap labels import {store} {path}")
+    return 0
+
+
+def al_rounds(args: argparse.Namespace) -> int:
+    store = str(args.store)
+    sample_sizes(store)  # not a store: one line, before anything starts
+    registry = registry_dir(args.conf, args.registry)
+    dask = load_process(conf_file(args.conf, "process.yaml")).dask
+    print(
+        f"Active learning on {store}: {args.rounds} round(s) of {args.n} points. Each round "
+        f"waits for labels: `xrdmap label-ui {store}` or `xrdmap labels import {store} "
+        "QUEUE_CSV`.",
+        flush=True,
+    )
+    with prefect_session(args.verbose):
+        from flows.active_learning import active_learning
+
+        records = active_learning(
+            store,
+            registry,
+            rounds=args.rounds,
+            n=args.n,
+            strategy=args.strategy,
+            conf_dir=str(args.conf) if args.conf else None,
+            min_labels=args.min_labels,
+            poll_s=args.poll_s,
+            timeout_s=args.timeout_h * 3600,
+            dask=dask,
+        )
+    for r in records:
+        acc = f"{r.test_mean_accuracy:.3f}" if r.test_mean_accuracy is not None else "n/a"
+        print(
+            f"round {r.round}: {r.labels} labels -> model {r.model}, test mean accuracy "
+            f"{acc}, unsure share {r.unsure_share:.3f}"
+        )
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    qry = sub.add_parser(
+        "query",
+        help="queue the points an expert should label next (CSV + pictures)",
+        description=(
+            "A Prefect flow (query-relabel): picks N unlabeled points where the model is "
+            "unsure (by default in turns over the classes, each taking its point closest "
+            "to 0.5; a Gaussian-mixture cold start when no model has predicted yet), "
+            "writes <store>-queue/<version>/queue.csv with a picture per point, and "
+            "publishes the queue as a Prefect artifact."
+        ),
+    )
+    qry.add_argument("store", type=Path, metavar="STORE")
+    qry.add_argument("--n", type=int, default=20, help="points to queue (default 20)")
+    qry.add_argument(
+        "--strategy",
+        choices=tuple(STRATEGIES),
+        default=DEFAULT_STRATEGY,
+        help=f"how to pick the points (default {DEFAULT_STRATEGY})",
+    )
+    qry.add_argument(
+        "--score",
+        choices=SCORES,
+        default=DEFAULT_SCORE,
+        help="uncertainty score of the hybrid, diverse and uncertainty strategies "
+        f"(default {DEFAULT_SCORE})",
+    )
+    qry.add_argument("--model", default=None, help="model version (default: the latest)")
+    qry.add_argument("--out", type=Path, default=None, help="queue folder (must be new)")
+    qry.add_argument("--seed", type=int, default=0)
+    add_verbose(qry)
+    qry.set_defaults(func=query)
+
+    rnd = sub.add_parser(
+        "al-rounds",
+        help="active-learning rounds: query, wait for labels, retrain, re-predict, maps",
+        description=(
+            "The Prefect flow active-learning: each round queues N points, waits until "
+            "they are labeled (label-ui or labels import, from another shell), trains a "
+            "new model version on every stored label, predicts the store (on the Dask "
+            "cluster of process.yaml) and draws the maps. Rounds are recorded in "
+            "STORE-queue/rounds.csv; re-running resumes."
+        ),
+    )
+    rnd.add_argument("store", type=Path, metavar="STORE")
+    rnd.add_argument("--rounds", type=int, default=1)
+    rnd.add_argument("--n", type=int, default=20, help="points per round (default 20)")
+    rnd.add_argument("--strategy", choices=tuple(STRATEGIES), default=DEFAULT_STRATEGY)
+    rnd.add_argument(
+        "--min-labels",
+        type=int,
+        default=None,
+        help="go on once this many queued points are labeled (default all)",
+    )
+    rnd.add_argument("--poll-s", type=float, default=10.0, help="seconds between checks")
+    rnd.add_argument("--timeout-h", type=float, default=168.0, help="hours to wait per round")
+    rnd.add_argument("--registry", default=None, help="model registry folder")
+    add_verbose(rnd)
+    rnd.set_defaults(func=al_rounds)

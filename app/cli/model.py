@@ -1,0 +1,125 @@
+"""Model commands: ``train`` a version, ``predict`` a store with it, ``evaluate`` it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from app.cli.common import add_verbose, prefect_session, print_metrics
+from xrdmap.config import conf_file, load_phases, load_process, load_train, registry_dir
+from xrdmap.label_store import labels_for
+from xrdmap.store import sample_sizes
+
+
+def train(args: argparse.Namespace) -> int:
+    from models.train import train_version
+
+    cfg = load_train(conf_file(args.conf, "train.yaml"))
+    phases = load_phases(conf_file(args.conf, "phases.yaml"))
+    updates = {
+        k: v for k, v in (("registry_dir", args.registry), ("seed", args.seed)) if v is not None
+    }
+    cfg = cfg.model_copy(update=updates)
+    store = str(args.store)
+    labels = labels_for(store, args.labels)
+    version, card = train_version(store, labels, cfg, phases)
+    split = card["split"]
+    print(
+        f"Trained model {version} in {cfg.registry_dir} on {len(split['train'])} labels "
+        f"(validation {len(split['validation'])}, test {len(split['test'])}; "
+        f"{card['epochs_trained']} epochs)."
+    )
+    if card["test_metrics"]:
+        print_metrics(card["test_metrics"])
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    from models.registry import read_card
+
+    store = str(args.store)
+    sample_sizes(store)  # not a store: one line, before anything starts
+    registry = registry_dir(args.conf, args.registry)
+    version = read_card(registry, args.model)["version"]  # a missing version stops here
+    dask = load_process(conf_file(args.conf, "process.yaml")).dask
+    with prefect_session(args.verbose):
+        from flows.predict import run_predict_store
+
+        summary = run_predict_store(
+            store, registry, dask, version=version, maps_dir=str(args.maps) if args.maps else None
+        )
+    print(
+        f"Predicted {summary.n_points} patterns with model {summary.version} in "
+        f"{summary.seconds:.1f} s (model calls {summary.model_seconds:.2f} s); "
+        f"confidences in {store}/<sample>/confidence/{summary.version}."
+    )
+    print("Maps:")
+    for path in summary.maps:
+        print(f"  {path}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from xrdmap.evaluation import evaluate_store
+
+    store = str(args.store)
+    labels = labels_for(store, args.labels)
+    version, metrics = evaluate_store(store, labels, args.model)
+    source = args.labels or f"{store} (stored labels)"
+    print(f"Model {version} on {len(labels)} labeled points of {source}:")
+    print_metrics(metrics)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    tr = sub.add_parser(
+        "train",
+        help="train a new classifier version from labeled points of a store",
+        description=(
+            "Split the labels (default 81/29/29 of 139, like the reference paper), "
+            "pre-train the dense network on patterns synthesized from the phases' CIFs, "
+            "fine-tune it on the train split (the validation loss is recorded), score the "
+            "test split, and write a new version (.keras + model card) to the registry."
+        ),
+    )
+    tr.add_argument("store", type=Path, metavar="STORE")
+    tr.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="train on this labels CSV instead of the labels stored in STORE",
+    )
+    tr.add_argument("--registry", default=None, help="model registry folder")
+    tr.add_argument("--seed", type=int, default=None)
+    tr.set_defaults(func=train)
+
+    pred = sub.add_parser(
+        "predict",
+        help="classify every pattern of a store with a model version, then draw the maps",
+        description=(
+            "A Prefect flow over Dask-parallel chunks writes <sample>/confidence/<version> "
+            "(n, 9) for every sample (earlier versions stay), then per-class confidence "
+            "maps, phase maps of the corrosion products and an overview as PNG and as "
+            "Prefect artifacts."
+        ),
+    )
+    pred.add_argument("store", type=Path, metavar="STORE")
+    pred.add_argument("--model", default=None, help="model version (default: the latest)")
+    pred.add_argument("--registry", default=None, help="model registry folder")
+    pred.add_argument("--maps", type=Path, default=None, help="folder for the PNG maps")
+    add_verbose(pred)
+    pred.set_defaults(func=predict)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="per-class accuracy, precision, recall, F1 of stored predictions against labels",
+    )
+    ev.add_argument("store", type=Path, metavar="STORE")
+    ev.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="labels CSV (default: the labels stored in STORE)",
+    )
+    ev.add_argument("--model", default=None, help="model version (default: the latest)")
+    ev.set_defaults(func=evaluate)

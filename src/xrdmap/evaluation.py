@@ -1,0 +1,70 @@
+"""How good a classifier's answers are, class by class, against expert labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import precision_recall_fscore_support
+
+from xrdmap.classes import CLASS_NAMES
+from xrdmap.store import StoreError, latest_predicted, open_store, read_confidences
+
+#: A class is called present at or above this confidence.
+THRESHOLD = 0.5
+
+
+def class_metrics(truth: np.ndarray, confidence: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per-class accuracy, precision, recall, F1 and confusion counts at :data:`THRESHOLD`.
+
+    Parameters
+    ----------
+    truth : (n, n_classes) array of 0/1
+        The expert's answers.
+    confidence : (n, n_classes) float array
+        The model's confidences, 0..1.
+
+    Returns
+    -------
+    dict
+        Class name -> {accuracy, precision, recall, f1, tp, fp, fn, tn}.
+    """
+    pred = confidence >= THRESHOLD
+    out = {}
+    for i, name in enumerate(CLASS_NAMES):
+        t, p = truth[:, i].astype(bool), pred[:, i]
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            t, p, average="binary", zero_division=0
+        )
+        out[name] = {
+            "accuracy": float((t == p).mean()),
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "tp": int((t & p).sum()),
+            "fp": int((~t & p).sum()),
+            "fn": int((t & ~p).sum()),
+            "tn": int((~t & ~p).sum()),
+        }
+    return out
+
+
+def evaluate_store(
+    store: str, labels: pd.DataFrame, version: str | None = None
+) -> tuple[str, dict[str, dict[str, float]]]:
+    """(version, per-class metrics) of the confidences stored for model ``version``
+    (default: the latest predicted) against the labeled points of ``labels``."""
+    version = version or latest_predicted(store)
+    if not version:
+        raise StoreError(f"{store}: no predictions yet (run xrdmap predict)")
+    root = open_store(store)
+    conf = []
+    for sample, rows in labels.groupby("sample", sort=False):
+        try:
+            found = read_confidences(root, sample, version)[rows["point"].to_numpy()]
+        except StoreError:
+            raise StoreError(
+                f"{store}: no confidences of model {version} (run xrdmap predict)"
+            ) from None
+        conf.append(pd.DataFrame(found, index=rows.index))
+    values = pd.concat(conf).loc[labels.index].to_numpy()
+    return version, class_metrics(labels[list(CLASS_NAMES)].to_numpy(), values)

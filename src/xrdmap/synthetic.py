@@ -1,0 +1,233 @@
+"""Training patterns synthesized from the reference structures, for pre-training.
+
+A few expert labels cannot show the network every phase in every mixture: a random
+draw of 139 points usually holds no Fe(FCC) and a handful of Fe3C. Before it sees
+them, the network learns where each phase's lines are from patterns built here, on
+the store's own 2theta axis. The generator is deliberately generic and knows nothing
+of the specimens: it is not the beamtime simulator.
+
+- Background: the smooth lower envelope of real patterns of the same beamtime
+  (unlabeled, drawn at random: resin halo, Fe fluorescence, air scatter as measured),
+  times a random gain.
+- Phases: each configured phase independently with probability :data:`PHASE_PROBABILITY`.
+  Lines from the CIF (:mod:`xrdmap.phases`), one strain per pattern and phase, pseudo-
+  Voigt profiles whose width combines an instrument term and Scherrer broadening from
+  a crystallite size drawn around the configured one, line intensities varied one by
+  one (texture). Coarse-grained phases give a few sharp lines instead (grains in
+  reflection), at random among their lines. Heights relative to the background are
+  drawn log-uniformly, from invisible to dominant.
+- Noise: Gaussian with the beamtime's own per-bin variance-to-intensity ratio (the
+  Poisson statistics of the pixels integrated in each bin, from pyFAI's sigma).
+- Labels: a class is 1 when one of its phases is seen (its contribution reaches
+  :data:`SEEN_ABOVE_REST` above everything else and :data:`SEEN_SIGMAS` noise
+  standard deviations in some bin), else 0. "resin only" and "Fe without peaks" depend
+  on what the background came from, which the generator does not know: they are -1
+  (unknown), and the loss ignores them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from xrdmap.classes import CLASS_NAMES
+from xrdmap.config import PhasesConfig, TrainConfig
+from xrdmap.features import lower_envelope
+from xrdmap.phases import ReferenceLines, store_reference_lines
+from xrdmap.store import open_store, random_valid_points, stored_wavelength_a, tth_axis
+
+PHASE_PROBABILITY = 0.3
+EMPTY_FRACTION = 0.1  #: patterns with background only
+HEIGHT_RANGE = (0.01, 10.0)  #: strongest line height / background there (powder)
+SPOT_HEIGHT_RANGE = (0.05, 50.0)  #: one grain's line height / background there
+SPOTS_MEAN = 2.0  #: mean number of grains in reflection of a coarse phase
+INSTRUMENT_FWHM_DEG = (0.04, 0.15)
+SIZE_LOG_SIGMA = 0.5  #: spread of the crystallite size around the configured one
+TEXTURE_LOG_SIGMA = 0.5  #: line-to-line intensity variation of powder phases
+STRAIN_SIGMA = 0.002  #: relative d-spacing change, one per pattern and phase
+BACKGROUND_GAIN_LOG_SIGMA = 0.3
+SEEN_ABOVE_REST = 0.10
+SEEN_SIGMAS = 5.0
+OVERSAMPLE = 4  #: profile points per bin (integrates sharp lines over the bin)
+UNKNOWN = -1
+_UNKNOWN_CLASSES = ("resin only", "Fe without peaks")
+_SCHERRER_K = 0.9
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Per-bin variance of an integrated pattern: ``variance = gain * intensity``."""
+
+    gain: np.ndarray
+
+    @classmethod
+    def from_patterns(cls, patterns: np.ndarray, sigma: np.ndarray) -> NoiseModel:
+        """Median of sigma^2 / I over valid points, bin by bin (pyFAI's Poisson sigma)."""
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins: refused below
+            ratio = np.where(patterns > 0, sigma**2 / patterns, np.nan)
+            gain = np.nanmedian(ratio, axis=0)
+        if np.isnan(gain).any():
+            raise ValueError("noise model: a 2theta bin has no valid pattern")
+        return cls(gain=gain.astype(np.float64))
+
+
+def background_library(patterns: np.ndarray) -> np.ndarray:
+    """Smooth lower envelopes of real patterns (NaN rows dropped): backgrounds."""
+    ok = ~np.isnan(patterns).any(axis=1)
+    return lower_envelope(np.clip(patterns[ok], 0, None)).astype(np.float64)
+
+
+def _pseudo_voigt(dx: np.ndarray, fwhm: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Unit-height pseudo-Voigt, broadcast over rows (dx: rows x points)."""
+    u = (2 * dx / fwhm) ** 2
+    return eta / (1 + u) + (1 - eta) * np.exp(-np.log(2) * u)
+
+
+class PatternSynthesizer:
+    """Draws labeled synthetic patterns on a store's 2theta axis.
+
+    Parameters
+    ----------
+    tth_deg : (nbins,) bin centres, uniform step.
+    lines : reference lines per phase name (:func:`xrdmap.phases.all_reference_lines`).
+    phases : the phase configuration (class label, crystallite size, grain type).
+    wavelength_a : X-ray wavelength.
+    backgrounds : (m, nbins) background library (:func:`background_library`).
+    noise : the beamtime's noise model.
+    """
+
+    def __init__(
+        self,
+        tth_deg: np.ndarray,
+        lines: dict[str, ReferenceLines],
+        phases: PhasesConfig,
+        wavelength_a: float,
+        backgrounds: np.ndarray,
+        noise: NoiseModel,
+    ) -> None:
+        self.tth = np.asarray(tth_deg, dtype=np.float64)
+        step = np.diff(self.tth).mean()
+        offsets = ((np.arange(OVERSAMPLE) + 0.5) / OVERSAMPLE - 0.5) * step
+        self.fine = (self.tth[:, None] + offsets[None, :]).ravel()
+        self.lines = lines
+        self.phases = phases
+        self.wavelength_a = wavelength_a
+        if len(backgrounds) == 0:
+            raise ValueError("background library is empty")
+        self.backgrounds = backgrounds
+        self.noise = noise
+
+    def _profiles(self, rows: np.ndarray, centres, fwhm, eta, heights, n: int) -> np.ndarray:
+        """Sum of line profiles per pattern: rows[i] gets a line at centres[i]."""
+        out = np.zeros((n, self.tth.size))
+        for start in range(0, len(rows), 20000):
+            s = slice(start, start + 20000)
+            dx = self.fine[None, :] - centres[s, None]
+            prof = _pseudo_voigt(dx, fwhm[s, None], eta[s, None])
+            binned = prof.reshape(len(dx), self.tth.size, OVERSAMPLE).mean(axis=2)
+            np.add.at(out, rows[s], binned * heights[s, None])
+        return out
+
+    def _phase_shapes(
+        self, name: str, background: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """(n, nbins) contribution of one phase over ``background`` (n, nbins).
+
+        Powder phases: strongest point scaled to 1 (the caller sets the height).
+        Coarse phases: each grain's line at its own height over the background.
+        """
+        n = len(background)
+        ref, cfg = self.lines[name], self.phases.phases[name]
+        theta = np.radians(ref.tth_deg) / 2
+        strain = rng.normal(0.0, STRAIN_SIGMA, size=n)
+        # d -> d (1 + e): 2theta moves by -2 tan(theta) e (radians)
+        centres = ref.tth_deg[None, :] - np.degrees(2 * np.tan(theta))[None, :] * strain[:, None]
+        inst = rng.uniform(*INSTRUMENT_FWHM_DEG, size=n)
+        n_bins = self.tth.size
+        if cfg.grains == "coarse":
+            n_spots = 1 + rng.poisson(SPOTS_MEAN - 1, size=n)
+            rows = np.repeat(np.arange(n), n_spots)
+            p = ref.intensity / ref.intensity.sum()
+            which = rng.choice(len(p), size=rows.size, p=p)
+            spot_centres = centres[rows, which]
+            under = background[rows, np.searchsorted(self.tth, spot_centres).clip(0, n_bins - 1)]
+            low, high = np.log(SPOT_HEIGHT_RANGE)
+            heights = under * np.exp(rng.uniform(low, high, size=rows.size))
+            eta = rng.uniform(0.0, 0.5, size=rows.size)
+            return self._profiles(rows, spot_centres, inst[rows], eta, heights, n)
+        size_nm = cfg.crystallite_size_nm * np.exp(rng.normal(0.0, SIZE_LOG_SIGMA, size=n))
+        scherrer = np.degrees(
+            _SCHERRER_K * self.wavelength_a / (size_nm[:, None] * 10.0 * np.cos(theta)[None, :])
+        )
+        fwhm = np.sqrt(inst[:, None] ** 2 + scherrer**2)
+        texture = np.exp(rng.normal(0.0, TEXTURE_LOG_SIGMA, size=(n, ref.tth_deg.size)))
+        heights = ref.intensity[None, :] * texture / fwhm  # integrated intensity -> height
+        eta = np.repeat(rng.uniform(0.2, 0.8, size=n)[:, None], ref.tth_deg.size, axis=1)
+        rows = np.repeat(np.arange(n), ref.tth_deg.size)
+        shapes = self._profiles(
+            rows, centres.ravel(), fwhm.ravel(), eta.ravel(), heights.ravel(), n
+        )
+        return shapes / shapes.max(axis=1, keepdims=True)
+
+    def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` patterns (n, nbins) float32 and labels (n, 9) int8 (1, 0 or -1)."""
+        background = self.backgrounds[rng.integers(0, len(self.backgrounds), size=n)]
+        background = background * np.exp(rng.normal(0.0, BACKGROUND_GAIN_LOG_SIGMA, (n, 1)))
+        names = list(self.phases.phases)
+        present = rng.random((n, len(names))) < PHASE_PROBABILITY
+        present[rng.random(n) < EMPTY_FRACTION] = False
+        contributions = np.zeros((len(names), n, self.tth.size))
+        for k, name in enumerate(names):
+            rows = np.flatnonzero(present[:, k])
+            if rows.size == 0:
+                continue
+            shapes = self._phase_shapes(name, background[rows], rng)
+            if self.phases.phases[name].grains != "coarse":
+                low, high = np.log(HEIGHT_RANGE)
+                height = np.exp(rng.uniform(low, high, size=rows.size))
+                shapes *= (height * background[rows, shapes.argmax(axis=1)])[:, None]
+            contributions[k, rows] = shapes
+        clean = background + contributions.sum(axis=0)
+        sigma = np.sqrt(self.noise.gain[None, :] * np.clip(clean, 0, None))
+        rest = clean[None] - contributions
+        seen = (
+            (contributions >= SEEN_ABOVE_REST * rest) & (contributions >= SEEN_SIGMAS * sigma)
+        ).any(axis=2)  # (phases, n)
+        labels = np.zeros((n, len(CLASS_NAMES)), dtype=np.int8)
+        for k, name in enumerate(names):
+            col = CLASS_NAMES.index(self.phases.phases[name].label)
+            labels[:, col] |= seen[k].astype(np.int8)
+        for cls in _UNKNOWN_CLASSES:
+            labels[:, CLASS_NAMES.index(cls)] = UNKNOWN
+        patterns = clean + rng.normal(size=clean.shape) * sigma
+        return patterns.astype(np.float32), labels
+
+
+def store_synthesizer(
+    store: str, phases: PhasesConfig, *, n_backgrounds: int, seed: int
+) -> PatternSynthesizer:
+    """A pattern synthesizer on the store's 2theta axis and wavelength, with backgrounds
+    and noise taken from ``n_backgrounds`` valid points drawn at random over all samples."""
+    root = open_store(store)
+    patterns, sigma = random_valid_points(root, n_backgrounds, seed)
+    return PatternSynthesizer(
+        tth_axis(root),
+        store_reference_lines(store, phases),
+        phases,
+        stored_wavelength_a(root),
+        background_library(patterns),
+        NoiseModel.from_patterns(patterns, sigma),
+    )
+
+
+def synthetic_patterns(
+    store: str, phases: PhasesConfig, cfg: TrainConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pre-training set of ``cfg`` for this store (None when switched off)."""
+    if cfg.pretrain_patterns == 0:
+        return None
+    synth = store_synthesizer(store, phases, n_backgrounds=cfg.pretrain_backgrounds, seed=seed)
+    return synth.draw(cfg.pretrain_patterns, np.random.default_rng(seed))

@@ -1,0 +1,97 @@
+"""The command line as a user meets it: help, wrong arguments, bad config, a real run."""
+
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+from xrdmap.config import CONF_DIR
+
+
+def test_help_lists_subcommands(xrdmap):
+    out = xrdmap("--help")
+    assert out.returncode == 0
+    assert "simulate" in out.stdout
+
+
+def test_wrong_argument_is_a_usage_error(xrdmap):
+    out = xrdmap("simulate", "/tmp/x", "--preset", "huge")
+    assert out.returncode == 2
+    assert "invalid choice: 'huge'" in out.stderr
+
+
+def _conf_copy(tmp_path, edit_simulation=None, edit_instrument=None):
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    for name, edit in (("simulation.yaml", edit_simulation), ("instrument.yaml", edit_instrument)):
+        if edit:
+            data = yaml.safe_load((conf / name).read_text())
+            edit(data)
+            (conf / name).write_text(yaml.safe_dump(data))
+    return conf
+
+
+def test_bad_config_fails_at_once_with_one_line(tmp_path, xrdmap):
+    conf = _conf_copy(tmp_path, edit_instrument=lambda d: d.update(energy_kev="ten"))
+    out = xrdmap("--conf", conf, "simulate", tmp_path / "out")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "instrument.yaml: energy_kev:" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_simulate_end_to_end(tmp_path, xrdmap):
+    def tiny(d):
+        d["presets"]["demo"]["samples"] = [{"name": "S1", "condition": "C01", "grid": [65, 2]}]
+
+    conf = _conf_copy(tmp_path, edit_simulation=tiny)
+    out = xrdmap("--conf", conf, "simulate", tmp_path / "out", "--seed", 1, "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "Simulated 130 frames of 1 sample in" in out.stdout
+    assert len(list((tmp_path / "out/beamtime/S1/frames").glob("*.cbf"))) == 130
+    again = xrdmap("--conf", conf, "simulate", tmp_path / "out", "--quiet")
+    assert again.returncode == 2 and "use --overwrite" in again.stderr
+
+
+def test_process_bad_poni_fails_before_any_work(tiny_beamtime, tmp_path, xrdmap):
+    bt = tmp_path / "bt"
+    shutil.copytree(tiny_beamtime.beamtime_dir, bt)
+    poni = bt / "geometry.poni"
+    poni.write_text(poni.read_text().replace("Distance: 0.153", "Distance: -0.153"))
+    out = xrdmap("process", bt, "--store", tmp_path / "s.zarr")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert f"{poni}: Distance: must be positive" in lines[0]
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_process_bad_config_fails_before_any_work(tiny_beamtime, tmp_path, xrdmap):
+    conf = _conf_copy(tmp_path)
+    data = yaml.safe_load((conf / "process.yaml").read_text())
+    data["integration"]["npt"] = 3
+    (conf / "process.yaml").write_text(yaml.safe_dump(data))
+    out = xrdmap("--conf", conf, "process", tiny_beamtime.beamtime_dir, "--store", tmp_path / "s")
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"xrdmap process: error: {conf / 'process.yaml'}: integration.npt: "
+        "Input should be greater than or equal to 10"
+    )
+    assert not (tmp_path / "s").exists()
+
+
+def test_process_missing_store_argument(xrdmap):
+    out = xrdmap("process", "/nonexistent")
+    assert out.returncode == 2 and "--store" in out.stderr
+    out = xrdmap("process", "/nonexistent", "--store", "/tmp/x.zarr")
+    assert out.returncode == 2 and "/nonexistent: not a folder" in out.stderr
+
+
+def test_the_command_line_loads_prefect_only_when_a_flow_runs():
+    """Prefect reads its logging settings when first imported: the command line sets
+    them first, so importing it must not import Prefect."""
+    code = "import sys, app.cli; assert 'prefect' not in sys.modules, 'prefect imported'"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

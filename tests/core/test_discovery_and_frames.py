@@ -1,0 +1,160 @@
+"""Finding a beamtime's frames, and quarantining the ones that cannot be used."""
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from xrdmap.discovery import SCAN_COMPLETE, BeamtimeError, discover_beamtime
+from xrdmap.framesource import (
+    STATUS_CORRUPT,
+    STATUS_MISSING,
+    STATUS_OK,
+    STATUS_WRONG_SHAPE,
+    read_frames,
+)
+
+SHAPE = (195, 487)
+
+
+@pytest.fixture
+def beamtime_copy(tiny_beamtime, tmp_path):
+    dst = tmp_path / "beamtime"
+    shutil.copytree(tiny_beamtime.beamtime_dir, dst)
+    return dst
+
+
+def test_discovers_samples_and_frames(tiny_beamtime):
+    bt = discover_beamtime(tiny_beamtime.beamtime_dir)
+    assert [s.name for s in bt.samples] == ["A_urban", "B_marine"]
+    a = bt.sample("A_urban")
+    assert a.grid == (80, 4) and a.n_points == 320 and a.frame_format == "cbf"
+    assert a.positions_um.shape == (320, 2) and not a.missing
+    assert bt.poni_path.name == "geometry.poni" and bt.count_cutoff == 1048575
+
+
+def test_missing_frame_is_listed_not_fatal(beamtime_copy):
+    victim = next((beamtime_copy / "A_urban" / "frames").glob("*_000005.cbf"))
+    victim.unlink()
+    a = discover_beamtime(beamtime_copy).sample("A_urban")
+    assert a.missing == (4,)
+    batch = read_frames(a.frame_refs(0, 8), 0, 8, SHAPE)
+    assert batch.status[4] == STATUS_MISSING and "missing" in batch.reason[4]
+    assert (batch.status[[0, 1, 2, 3, 5, 6, 7]] == STATUS_OK).all()
+
+
+def test_path_outside_the_beamtime_is_refused(beamtime_copy):
+    points = pd.read_csv(beamtime_copy / "A_urban" / "points.csv")
+    points.loc[3, "file"] = "../../../etc/passwd"
+    points.to_csv(beamtime_copy / "A_urban" / "points.csv", index=False)
+    with pytest.raises(BeamtimeError, match=r"points.csv: line 5: file: .* outside the beamtime"):
+        discover_beamtime(beamtime_copy)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda p: p.drop(columns="x_um"), r"points.csv: column\(s\) x_um missing"),
+        (lambda p: p.iloc[:-1], r"points.csv: 319 points, scan.json grid says 320"),
+        (lambda p: p.assign(y_um=["a"] * len(p)), r"points.csv: line 2: y_um: not a number"),
+    ],
+)
+def test_bad_points_table(beamtime_copy, edit, message):
+    path = beamtime_copy / "A_urban" / "points.csv"
+    edit(pd.read_csv(path)).to_csv(path, index=False)
+    with pytest.raises(BeamtimeError, match=message):
+        discover_beamtime(beamtime_copy)
+
+
+def test_incomplete_scan_and_bad_scan_json(beamtime_copy):
+    scan = beamtime_copy / "B_marine" / "scan.json"
+    scan.write_text(json.dumps({**json.loads(scan.read_text()), "grid": {"rows": "x"}}))
+    with pytest.raises(BeamtimeError, match=r"B_marine/scan.json: grid: needs integer"):
+        discover_beamtime(beamtime_copy)
+    (beamtime_copy / "B_marine" / SCAN_COMPLETE).unlink()
+    with pytest.raises(BeamtimeError, match=r"B_marine: scan not complete"):
+        discover_beamtime(beamtime_copy)
+
+
+def test_corrupt_truncated_and_wrong_shape_cbf(beamtime_copy):
+    frames = sorted((beamtime_copy / "A_urban" / "frames").glob("*.cbf"))
+    raw = bytearray(frames[1].read_bytes())
+    raw[-500] ^= 0xFF  # one flipped byte in the compressed data
+    frames[1].write_bytes(bytes(raw))
+    frames[2].write_bytes(frames[2].read_bytes()[:30000])  # truncated
+    frames[3].write_bytes(b"not a CBF at all")
+    import fabio
+
+    fabio.cbfimage.CbfImage(data=np.zeros((100, 100), np.int32)).write(str(frames[4]))
+    a = discover_beamtime(beamtime_copy).sample("A_urban")
+    batch = read_frames(a.frame_refs(0, 6), 0, 6, SHAPE)
+    assert list(batch.status) == [
+        0,
+        STATUS_CORRUPT,
+        STATUS_CORRUPT,
+        STATUS_CORRUPT,
+        STATUS_WRONG_SHAPE,
+        0,
+    ]
+    assert "Content-MD5 mismatch" in batch.reason[1]
+    assert "truncated" in batch.reason[2]
+    assert str(frames[3]) in batch.reason[3]
+    assert "(100, 100)" in batch.reason[4]
+    assert (batch.frames[1:5] == 0).all() and batch.frames[5].any()
+    assert batch.checksum[0].startswith("md5:") and batch.checksum[1] == ""
+
+
+@pytest.fixture
+def nexus_beamtime(tmp_path_factory, tiny_sim_config):
+    from xrdmap.config import PresetConfig, SampleSpec
+    from xrdmap.simulate.beamtime import simulate_beamtime
+
+    preset = PresetConfig(samples=[SampleSpec(name="H", condition="C01", grid=(65, 2))])
+    cfg = tiny_sim_config.model_copy(update={"presets": {"h": preset}})
+    out = tmp_path_factory.mktemp("nexus") / "bt"
+    return simulate_beamtime(out, preset="h", seed=2, fmt="hdf5", progress=False, sim=cfg)
+
+
+def test_nexus_frames_read_back(nexus_beamtime):
+    sample = discover_beamtime(nexus_beamtime.beamtime_dir).sample("H")
+    batch = read_frames(sample.frame_refs(0, 130), 0, 130, SHAPE)
+    assert (batch.status == STATUS_OK).all()
+    with h5py.File(sample.directory / "H.h5", "r") as f:
+        np.testing.assert_array_equal(batch.frames, f["/entry/data/data"][:])
+    assert batch.checksum[0].startswith("sha256:")
+
+
+def test_truncated_nexus_quarantines_only_the_lost_frames(nexus_beamtime, tmp_path):
+    dst = tmp_path / "bt"
+    shutil.copytree(nexus_beamtime.beamtime_dir, dst)
+    h5 = dst / "H" / "H.h5"
+    h5.write_bytes(h5.read_bytes()[: int(h5.stat().st_size * 0.6)])
+    sample = discover_beamtime(dst).sample("H")
+    batch = read_frames(sample.frame_refs(0, 130), 0, 130, SHAPE)
+    assert (batch.status == STATUS_CORRUPT).any()
+    assert all("H.h5" in r for r, s in zip(batch.reason, batch.status, strict=True) if s)
+
+
+def test_nexus_of_the_wrong_shape(nexus_beamtime, tmp_path):
+    dst = tmp_path / "bt"
+    shutil.copytree(nexus_beamtime.beamtime_dir, dst)
+    with h5py.File(dst / "H" / "H.h5", "r+") as f:
+        del f["/entry/data/data"]
+        f["/entry/data/data"] = np.zeros((130, 10, 10), np.int32)
+    sample = discover_beamtime(dst).sample("H")
+    batch = read_frames(sample.frame_refs(0, 130), 0, 130, SHAPE)
+    assert (batch.status == STATUS_WRONG_SHAPE).all()
+    assert "(130, 10, 10)" in batch.reason[0]
+
+
+def test_symlink_leaving_the_beamtime_is_refused(beamtime_copy, tmp_path):
+    outside = tmp_path / "elsewhere.cbf"
+    outside.write_bytes(b"x")
+    frame = beamtime_copy / "A_urban" / "frames" / "A_urban_000002.cbf"
+    frame.unlink()
+    frame.symlink_to(outside)
+    with pytest.raises(BeamtimeError, match=r"points.csv: line 3: file: .* outside the beamtime"):
+        discover_beamtime(beamtime_copy)

@@ -1,0 +1,90 @@
+"""The batched integrator reproduces pyFAI's integrate1d frame by frame."""
+
+import numpy as np
+import pytest
+
+from xrdmap.config import load_process
+from xrdmap.integrate import BatchIntegrator, GeometryError, load_geometry, load_mask
+from xrdmap.simulate import geometry
+
+
+@pytest.fixture(scope="module")
+def frames(frame_simulator, point_of):
+    rng = np.random.default_rng(0)
+    points = [
+        point_of({"goethite": 0.6, "lepidocrocite": 0.3}),
+        point_of({}),
+        point_of({"ferrite": 0.9, "cementite": 0.1}, {"ferrite": 3}),
+        point_of({"magnetite": 0.5, "goethite": 0.4}),
+    ] * 10
+    out = np.stack([frame_simulator.render(p, rng) for p in points])
+    cutoff = frame_simulator.instrument.count_cutoff
+    out[3, 100, 200] = cutoff  # overflow outside the mask
+    out[7, 50, 60] = -1  # a flagged pixel outside the mask
+    out[7, 51, 60] = cutoff
+    return out
+
+
+@pytest.fixture(scope="module")
+def batch_integrator(integrator, detector_mask, instrument):
+    cfg = load_process().integration
+    return BatchIntegrator(integrator, detector_mask, cfg, count_cutoff=instrument.count_cutoff)
+
+
+def test_matches_pyfai_integrate1d(batch_integrator, frames, integrate):
+    result = batch_integrator.integrate(frames)
+    assert result.intensity.shape == (len(frames), 300)
+    for i, frame in enumerate(frames):
+        ref = integrate(frame)  # per-frame mask of negative and overflowing pixels
+        np.testing.assert_allclose(batch_integrator.radial, ref.radial, rtol=1e-12)
+        np.testing.assert_allclose(result.intensity[i], ref.intensity, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(result.sigma[i], ref.sigma, rtol=1e-4, atol=1e-6)
+
+
+def test_bad_pixels_are_dropped_not_counted(batch_integrator, frames):
+    clean = frames[3].copy()
+    clean[100, 200] = 0
+    with_overflow = batch_integrator.integrate(frames[3:4]).intensity[0]
+    # the overflowing pixel must not leak ~1e6 counts into its bin
+    assert np.nanmax(with_overflow) < 10 * np.nanmedian(with_overflow)
+    assert not np.allclose(with_overflow, batch_integrator.integrate(clean[None]).intensity[0])
+
+
+def test_batch_size_does_not_change_results(integrator, detector_mask, instrument, frames):
+    cfg = load_process().integration
+    a = BatchIntegrator(
+        integrator,
+        detector_mask,
+        cfg.model_copy(update={"batch_frames": 3}),
+        count_cutoff=instrument.count_cutoff,
+    )
+    b = BatchIntegrator(
+        integrator,
+        detector_mask,
+        cfg.model_copy(update={"batch_frames": 64}),
+        count_cutoff=instrument.count_cutoff,
+    )
+    np.testing.assert_allclose(a.integrate(frames).intensity, b.integrate(frames).intensity)
+
+
+def test_bad_poni_names_the_field(tmp_path, integrator):
+    good = geometry.write_poni(integrator, tmp_path / "good.poni")
+    text = good.read_text()
+    for field, broken, message in (
+        ("Distance", text.replace("Distance: 0.153", "Distance: abc"), "Distance: not a number"),
+        ("Wavelength", text.replace("e-10", "e-03"), "Wavelength: .* is not an X-ray"),
+        ("Rot1", "\n".join(li for li in text.splitlines() if not li.startswith("Rot1")), "Rot1:"),
+    ):
+        path = tmp_path / f"bad_{field}.poni"
+        path.write_text(broken)
+        with pytest.raises(GeometryError, match=message) as err:
+            load_geometry(path)
+        assert str(path) in str(err.value)
+    with pytest.raises(GeometryError, match="cannot read PONI"):
+        load_geometry(tmp_path / "absent.poni")
+
+
+def test_mask_shape_is_checked(tmp_path):
+    path = geometry.write_mask(np.zeros((10, 10), np.int8), tmp_path / "m.edf")
+    with pytest.raises(GeometryError, match=r"mask shape \(10, 10\) != detector shape"):
+        load_mask(path, (195, 487))

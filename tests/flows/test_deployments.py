@@ -1,0 +1,253 @@
+"""Operations on loopback: a real Prefect server, the deployments of
+deployments/prefect.yaml, a process worker, runs triggered through the REST API, the
+watcher, and the UI page of a finished run in headless Chromium."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import zarr
+
+from xrdmap.catalog import pipeline_record
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, tiny_beamtime):
+    """Server + work pool + deployments + worker, with their own PREFECT_HOME."""
+    tmp = tmp_path_factory.mktemp("ops")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(tmp / "prefect-home"),
+        PREFECT_API_URL=api,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        XRDMAP_HOME=str(REPO),
+        XRDMAP_BEAMTIMES=str(tmp / "beamtimes"),
+        XRDMAP_STORES=str(tmp / "stores"),
+        XRDMAP_FAILURE_LOG=str(tmp / "failures.jsonl"),
+        PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="WARNING",
+    )
+    (tmp / "beamtimes").mkdir()
+    shutil.copytree(tiny_beamtime.beamtime_dir, tmp / "beamtimes" / "bt1")
+    log = (tmp / "server.log").open("w")
+    procs = [
+        subprocess.Popen(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (tmp / "server.log").read_text()[-2000:]
+            time.sleep(0.5)
+        for cmd in (
+            ["work-pool", "create", "xrdmap", "--type", "process"],
+            ["--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
+        ):
+            out = subprocess.run(
+                [PREFECT, *cmd], env=env, cwd=REPO, capture_output=True, text=True, timeout=180
+            )
+            assert out.returncode == 0, out.stdout + out.stderr
+        for _ in range(2):  # the zombie-run automation; a second run updates it
+            out = subprocess.run(
+                [sys.executable, "deployments/automations.py"],
+                env=env,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert out.returncode == 0, out.stdout + out.stderr
+        worker_log = (tmp / "worker.log").open("w")
+        procs.append(
+            subprocess.Popen(
+                [PREFECT, "worker", "start", "--pool", "xrdmap"],
+                env=env,
+                cwd=REPO,
+                stdout=worker_log,
+                stderr=worker_log,
+            )
+        )
+        yield {"api": api, "port": port, "tmp": tmp, "client": httpx.Client(base_url=api)}
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _deployment_id(client, name: str) -> str:
+    response = client.get(f"/deployments/name/{name}")
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+def _trigger(client, name: str, parameters: dict) -> str:
+    dep = _deployment_id(client, name)
+    response = client.post(f"/deployments/{dep}/create_flow_run", json={"parameters": parameters})
+    assert response.status_code in (200, 201), response.text
+    return response.json()["id"]
+
+
+def _wait(client, run_id: str, tmp: Path, timeout: float = 420) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = client.get(f"/flow_runs/{run_id}").json()
+        if run["state"]["type"] in TERMINAL:
+            break
+        time.sleep(1)
+    worker_log = (tmp / "worker.log").read_text()[-3000:]
+    assert run["state"]["type"] == "COMPLETED", f"{run['state']}\n{worker_log}"
+    return run
+
+
+def _runs_of(client, deployment: str) -> list[dict]:
+    dep = _deployment_id(client, deployment)
+    body = {"flow_runs": {"deployment_id": {"any_": [dep]}}}
+    return client.post("/flow_runs/filter", json=body).json()
+
+
+def test_deployments_run_backfill_is_safe_twice_and_the_watcher_starts_once(
+    service, tiny_beamtime, quick_train_conf, xrdmap
+):
+    client, tmp = service["client"], service["tmp"]
+    names = {d["name"] for d in client.post("/deployments/filter", json={}).json()}
+    assert names == {"process-beamtime", "watch-beamtimes", "backfill", "active-learning-round"}
+    automations = client.post("/automations/filter", json={}).json()
+    assert [a["name"] for a in automations] == ["xrdmap: crash zombie flow runs"]
+    stores = tmp / "stores"
+    registry = str(tmp / "registry")  # empty: prediction is skipped, the queue cold-starts
+    run = _wait(
+        client,
+        _trigger(
+            client,
+            "beamtime-pipeline/process-beamtime",
+            {
+                "beamtime_dir": str(tmp / "beamtimes" / "bt1"),
+                "store": str(stores / "bt1.zarr"),
+                "registry": registry,
+            },
+        ),
+        tmp,
+    )
+    record = pipeline_record(str(stores / "bt1.zarr"))
+    assert record["stages"] == ["ingest", "predict", "queue"]
+    assert (stores / "bt1.zarr-queue" / "cold-start" / "queue.csv").is_file()
+    service["pipeline_run"] = run["id"]
+
+    for _ in range(2):  # a backfill is safe to run twice
+        _wait(
+            client,
+            _trigger(
+                client,
+                "backfill/backfill",
+                {"beamtimes": ["bt1"], "stages": ["ingest"], "registry": registry},
+            ),
+            tmp,
+        )
+    assert pipeline_record(str(stores / "bt1.zarr"))["stages"] == ["ingest"]
+
+    # a new model version, then a backfill of the prediction only
+
+    labels = tmp / "labels.csv"
+    xrdmap(
+        "draw-labels",
+        tiny_beamtime.truth_dir,
+        "--store",
+        stores / "bt1.zarr",
+        "--n",
+        40,
+        "--out",
+        labels,
+    )
+    out = xrdmap(
+        "--conf",
+        quick_train_conf(tmp),
+        "train",
+        stores / "bt1.zarr",
+        "--labels",
+        labels,
+        "--registry",
+        registry,
+    )
+    assert out.returncode == 0, out.stderr
+    _wait(
+        client,
+        _trigger(
+            client,
+            "backfill/backfill",
+            {"beamtimes": ["bt1"], "stages": ["predict"], "registry": registry},
+        ),
+        tmp,
+    )
+    assert pipeline_record(str(stores / "bt1.zarr"))["model_version"] == "v0001"
+    root = zarr.open_group(str(stores / "bt1.zarr"), mode="r")
+    assert root["A_urban"]["confidence"].attrs["latest"] == "v0001"
+    assert (stores / "bt1.zarr-maps" / "v0001" / "overview.png").is_file()
+
+    shutil.copytree(tmp / "beamtimes" / "bt1", tmp / "beamtimes" / "bt2")
+    before = len(_runs_of(client, "beamtime-pipeline/process-beamtime"))
+    for _ in range(2):  # bt1 is done; bt2 is new: exactly one run for it
+        _wait(
+            client, _trigger(client, "watch-beamtimes/watch-beamtimes", {"registry": registry}), tmp
+        )
+    runs = _runs_of(client, "beamtime-pipeline/process-beamtime")
+    new = [r for r in runs if r["parameters"]["store"].endswith("bt2.zarr")]
+    assert len(runs) == before + 1 and len(new) == 1
+    _wait(client, new[0]["id"], tmp)
+    assert pipeline_record(str(stores / "bt2.zarr")) is not None
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+def test_the_ui_shows_a_finished_run_with_its_artifacts(service, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    run_id = service.get("pipeline_run")
+    if run_id is None:
+        pytest.skip("needs the pipeline run of the test above")
+    shot = tmp_path / "flow-run.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"http://127.0.0.1:{service['port']}/runs/flow-run/{run_id}")
+        page.wait_for_selector("text=Completed", timeout=60_000)
+        page.get_by_text("Artifacts", exact=True).click()
+        page.wait_for_selector("text=pipeline-bt1-zarr", timeout=60_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert shot.stat().st_size > 20_000
+    shutil.copy(shot, service["tmp"] / "flow-run.png")

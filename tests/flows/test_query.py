@@ -1,0 +1,87 @@
+"""The relabel queue: cold start, uncertain points, pictures, import back, oracle run."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+from xrdmap.classes import CLASS_NAMES
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def store_copy(fresh_store):
+    return fresh_store
+
+
+def _fake_predictions(store, version="v0042"):
+    """Confidences as ``xrdmap predict`` stores them: sure everywhere except a few points."""
+    root = zarr.open_group(store, mode="r+")
+    unsure = {}
+    for sample in root.attrs["xrdmap"]["samples"]:
+        n = root[sample]["status"].shape[0]
+        conf = np.where(np.random.default_rng(0).random((n, len(CLASS_NAMES))) < 0.5, 0.02, 0.98)
+        unsure[sample] = [5, 77, 150]
+        conf[unsure[sample], 2] = 0.5
+        group = root[sample].require_group("confidence")
+        group.create_array(version, data=conf.astype(np.float32))
+        group.attrs.update({"latest": version, "versions": [version]})
+    return unsure
+
+
+def _fill_from_truth(queue_csv, truth_dir, rows=None):
+    queue = pd.read_csv(queue_csv)
+    for i in rows if rows is not None else range(len(queue)):
+        truth = pd.read_csv(truth_dir / f"{queue.loc[i, 'sample']}.csv").set_index("point")
+        for c in CLASS_NAMES:
+            queue.loc[i, c] = truth.loc[queue.loc[i, "point"], c]
+    queue["labeler"] = "oracle"
+    queue.to_csv(queue_csv, index=False)
+
+
+def test_cold_start_queue_fills_imports_and_is_not_asked_again(store_copy, tiny_beamtime, xrdmap):
+    out = xrdmap("query", store_copy, "--n", 6)
+    assert out.returncode == 0, out.stderr
+    assert "from a cold start (no model yet)" in out.stdout
+    queue_csv = store_copy.parent / "copy.zarr-queue" / "cold-start" / "queue.csv"
+    queue = pd.read_csv(queue_csv)
+    assert len(queue) == 6 and queue[list(CLASS_NAMES)].isna().all().all()
+    assert queue["reason"].str.startswith("cold start").all()
+    for picture in queue["picture"]:
+        assert (queue_csv.parent / picture).stat().st_size > 10_000
+    out = xrdmap("labels", "import", store_copy, queue_csv)
+    assert out.returncode == 2 and "no labels filled in" in out.stderr
+    _fill_from_truth(queue_csv, tiny_beamtime.truth_dir, rows=[0, 1, 2])  # labeled in parts
+    out = xrdmap("labels", "import", store_copy, queue_csv)
+    assert out.returncode == 0 and "Imported 3 labels" in out.stdout, out.stderr
+    again = xrdmap("query", store_copy, "--n", 6)
+    assert again.returncode == 0
+    second = pd.read_csv(store_copy.parent / "copy.zarr-queue" / "cold-start-2" / "queue.csv")
+    first_three = set(zip(queue["sample"][:3], queue["point"][:3], strict=True))
+    assert not first_three & set(zip(second["sample"], second["point"], strict=True))
+
+
+def test_queue_from_a_model_asks_where_it_is_unsure(store_copy, xrdmap):
+    unsure = _fake_predictions(store_copy)
+    out = xrdmap("query", store_copy, "--n", 4, "--strategy", "uncertainty")
+    assert out.returncode == 0, out.stderr
+    queue = pd.read_csv(store_copy.parent / "copy.zarr-queue" / "v0042" / "queue.csv")
+    assert (queue["queried_by"] == "v0042").all()
+    assert all(p in unsure[s] for s, p in zip(queue["sample"], queue["point"], strict=True))
+    assert (queue["conf_gamma-FeOOH"] == 0.5).all() and (queue["score"] == 1.0).all()
+    assert (queue["asked_about"] == "gamma-FeOOH").all()
+    out = xrdmap("query", store_copy, "--n", 4, "--model", "v0007")
+    assert out.returncode == 2 and "no confidences of model v0007" in out.stderr
+
+
+def test_per_class_queue_names_the_class_that_asked(store_copy, xrdmap):
+    _fake_predictions(store_copy)
+    out = xrdmap("query", store_copy, "--n", 9, "--strategy", "per-class")
+    assert out.returncode == 0, out.stderr
+    queue = pd.read_csv(store_copy.parent / "copy.zarr-queue" / "v0042" / "queue.csv")
+    gamma = queue[queue["reason"].str.startswith("turn of gamma-FeOOH: confidence 0.50")]
+    assert len(gamma) == 1 and len(queue) == 9  # one turn per class
+    assert queue["reason"].str.contains("the closest to 0.5 among unlabeled points").all()
+    turns = queue["reason"].str.split(":").str[0].str.removeprefix("turn of ")
+    assert (queue["asked_about"] == turns).all() and sorted(turns) == sorted(CLASS_NAMES)

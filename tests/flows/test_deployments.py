@@ -23,6 +23,18 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
+class RetryingClient(httpx.Client):
+    """Retries 503 (the server's SQLite is busy under load), as Prefect's own client does."""
+
+    def request(self, *args, **kwargs):
+        for attempt in range(8):
+            response = super().request(*args, **kwargs)
+            if response.status_code != 503:
+                break
+            time.sleep(1 + attempt)
+        return response
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -95,7 +107,7 @@ def service(tmp_path_factory, tiny_beamtime):
                 stderr=worker_log,
             )
         )
-        yield {"api": api, "port": port, "tmp": tmp, "client": httpx.Client(base_url=api)}
+        yield {"api": api, "port": port, "tmp": tmp, "client": RetryingClient(base_url=api)}
     finally:
         for p in reversed(procs):
             p.terminate()

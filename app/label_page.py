@@ -7,12 +7,18 @@ name. Saving a card stores the answer through the core
 to the store's labels as one batch); the page then shows the next points. The HTML is
 in ``app/templates``; every value put into it is escaped. Served on localhost only by
 default; no login: run it where the expert sits.
+
+Against other sites and other hosts: a save needs the page's own random token (a form
+posted from another site has none), an ``Origin`` other than the page's own is
+refused, requests must name the host the page is served on (no DNS rebinding), and a
+body over :data:`MAX_BODY_BYTES` or not UTF-8 is refused before it is read further.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import secrets
 from pathlib import Path
 from string import Template
 from urllib.parse import parse_qs, quote
@@ -20,6 +26,7 @@ from urllib.parse import parse_qs, quote
 import pandas as pd
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from xrdmap.active.queue import (
     PICTURES,
@@ -36,9 +43,36 @@ TEMPLATES = Path(__file__).parent / "templates"
 _PAGE = Template((TEMPLATES / "label_page.html").read_text())
 _CARD = Template((TEMPLATES / "label_card.html").read_text())
 _PICTURE_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.png$")
+#: A saved card is a few hundred bytes.
+MAX_BODY_BYTES = 64 * 1024
+#: Host names the page answers to, beside the one it is served on.
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
-def _card(row: pd.Series, labeler: str) -> str:
+async def _form(request: Request) -> dict[str, list[str]]:
+    """The posted form, at most :data:`MAX_BODY_BYTES`, UTF-8 (else 413 or 400)."""
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(status_code=413, detail="request body too large")
+    body = b""
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(status_code=413, detail="request body too large")
+    try:
+        return parse_qs(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise HTTPException(status_code=400, detail="the form is not UTF-8") from None
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse a request sent by a page of another site (403)."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host')}":
+        raise HTTPException(status_code=403, detail="cross-site request refused")
+
+
+def _card(row: pd.Series, labeler: str, token: str) -> str:
     conf = " · ".join(
         f"{c} {row[f'conf_{c}']:.2f}" for c in CLASS_NAMES if pd.notna(row.get(f"conf_{c}"))
     )
@@ -59,14 +93,20 @@ def _card(row: pd.Series, labeler: str) -> str:
         confidences=esc(conf) or "no confidences yet",
         boxes=boxes,
         labeler=esc(labeler),
+        token=token,
     )
 
 
-def create_app(store: str, queue_dir: Path, *, labeler: str = "") -> FastAPI:
-    """The labeling app for ``queue_dir`` (a folder written by ``xrdmap query``)."""
+def create_app(
+    store: str, queue_dir: Path, *, labeler: str = "", host: str = "127.0.0.1"
+) -> FastAPI:
+    """The labeling app for ``queue_dir`` (a folder written by ``xrdmap query``),
+    answering requests for ``host`` (and localhost) only."""
     queue_path = Path(queue_dir) / QUEUE_FILE
     queue = read_queue(Path(queue_dir))
+    token = secrets.token_urlsafe(32)
     app = FastAPI(title="xrdmap labeling")
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted({host, *LOCAL_HOSTS}))
 
     @app.get("/", response_class=HTMLResponse)
     def index(saved: str = "", error: str = "") -> HTMLResponse:
@@ -76,7 +116,7 @@ def create_app(store: str, queue_dir: Path, *, labeler: str = "") -> FastAPI:
             notice += f"<p class='message'>Saved {html.escape(saved)}.</p>"
         if error:
             notice += f"<p class='error'>{html.escape(error)}</p>"
-        cards = "".join(_card(r, labeler) for _, r in todo.iterrows())
+        cards = "".join(_card(r, labeler, token) for _, r in todo.iterrows())
         return HTMLResponse(
             _PAGE.substitute(
                 queue_path=html.escape(str(queue_path)),
@@ -97,7 +137,10 @@ def create_app(store: str, queue_dir: Path, *, labeler: str = "") -> FastAPI:
 
     @app.post("/label")
     async def label(request: Request) -> RedirectResponse:
-        form = parse_qs((await request.body()).decode(), keep_blank_values=True)
+        _same_origin(request)
+        form = await _form(request)
+        if not secrets.compare_digest(form.get("csrf", [""])[0], token):
+            raise HTTPException(status_code=403, detail="missing or wrong form token")
         sample = form.get("sample", [""])[0]
         point = form.get("point", [""])[0]
         try:

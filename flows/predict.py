@@ -12,12 +12,13 @@ from flows.hooks import record_failure
 from flows.runtime import dask_task_runner
 from tasks.predict import (
     draw_maps,
-    mark_latest_task,
     predict_chunk,
     prepare_predictions_task,
+    publish_confidences_task,
     resolve_model_version,
 )
 from xrdmap.config import DaskConfig
+from xrdmap.locks import WRITE, store_lock
 from xrdmap.store import maps_dir as default_maps_dir
 
 
@@ -35,14 +36,16 @@ class PredictSummary:
 def predict_store(
     store: str, registry: str, version: str | None = None, maps_dir: str | None = None
 ) -> PredictSummary:
-    """Write ``<sample>/confidence/<version>`` for every sample, then draw the maps."""
+    """Write ``version``'s confidences of every sample and publish them when all are
+    written (holding the store's write lock), then draw the maps."""
     t0 = time.perf_counter()
     version = resolve_model_version(registry, version)
-    regions = prepare_predictions_task(store, registry, version)
-    futures = [predict_chunk.submit(store, r, registry, version) for r in regions]
-    wait(futures)
-    reports = [f.result() for f in futures]
-    mark_latest_task(store, version)
+    with store_lock(store, WRITE):
+        array, regions = prepare_predictions_task(store, registry, version)
+        futures = [predict_chunk.submit(store, r, registry, version, array) for r in regions]
+        wait(futures)
+        reports = [f.result() for f in futures]
+        publish_confidences_task(store, version, array)
     samples = list(dict.fromkeys(r.sample for r in regions))
     maps = draw_maps(store, samples, version, maps_dir or str(default_maps_dir(store, version)))
     summary = PredictSummary(

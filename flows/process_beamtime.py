@@ -15,6 +15,7 @@ from tasks.ingest import ingest_integrate_chunk, plan_beamtime_task
 from tasks.report import ProgressBoard, publish_summary
 from xrdmap.config import ProcessConfig, load_process
 from xrdmap.ingest import ChunkReport
+from xrdmap.locks import WRITE, store_lock
 
 
 @dataclass
@@ -49,26 +50,27 @@ def process_beamtime(
     t0 = time.perf_counter()
     cfg = config or load_process()
     logger = get_run_logger()
-    plan = plan_beamtime_task(beamtime_dir, store, cfg)
-    todo = plan.todo
-    reports: list[ChunkReport] = []
-    if todo:
-        board = ProgressBoard(plan)
-        futures = [ingest_integrate_chunk.submit(store, chunk, cfg) for chunk in todo]
-        bar = tqdm(
-            total=sum(c.region.n_frames for c in todo),
-            unit="frame",
-            desc="process",
-            disable=not progress_bar,
-        )
-        for future in as_completed(futures):
-            report = future.result()
-            reports.append(report)
-            board.update(report)
-            bar.update(report.n_frames)
-        bar.close()
-    else:
-        logger.info("%s is complete: nothing to do", store)
+    with store_lock(store, WRITE):  # one writer at a time
+        plan = plan_beamtime_task(beamtime_dir, store, cfg)
+        todo = plan.todo
+        reports: list[ChunkReport] = []
+        if todo:
+            board = ProgressBoard(plan)
+            futures = [ingest_integrate_chunk.submit(store, chunk, cfg) for chunk in todo]
+            bar = tqdm(
+                total=sum(c.region.n_frames for c in todo),
+                unit="frame",
+                desc="process",
+                disable=not progress_bar,
+            )
+            for future in as_completed(futures):
+                report = future.result()
+                reports.append(report)
+                board.update(report)
+                bar.update(report.n_frames)
+            bar.close()
+        else:
+            logger.info("%s is complete: nothing to do", store)
     seconds = time.perf_counter() - t0
     publish_summary(plan, reports, seconds)
     worked = [r for r in reports if not r.skipped]

@@ -26,18 +26,26 @@ class PredictReport:
 
 def prepare_predictions(
     store: str, registry: str, version: str, *, chunk: int = PREDICT_CHUNK
-) -> list[ChunkRegion]:
-    """Lay out ``<sample>/confidence/<version>`` for every sample (the card's sha256 in
-    its attributes; Keras is not loaded); returns the regions to predict."""
+) -> tuple[str, list[ChunkRegion]]:
+    """Lay out unpublished confidence arrays of ``version`` for every sample (the card's
+    sha256 in their attributes; Keras is not loaded); returns their name and the
+    regions to predict."""
     card = read_card(registry, version)
     attributes = {"classes": list(CLASS_NAMES), "model_sha256": card["model_sha256"]}
     return create_confidences(store, version, attributes, chunk=chunk)
 
 
 def predict_region(
-    store: str, region: ChunkRegion, registry: str, version: str, *, batch_size: int = 16384
+    store: str,
+    region: ChunkRegion,
+    registry: str,
+    version: str,
+    array: str,
+    *,
+    batch_size: int = 16384,
 ) -> PredictReport:
-    """Predict one region's patterns with the model called on large batches."""
+    """Predict one region's patterns with the model called on large batches, into the
+    unpublished confidence arrays ``array``."""
     t0 = time.perf_counter()
     model = load_model(registry, version)
     x = pattern_features(read_patterns(store, region))
@@ -47,5 +55,5 @@ def predict_region(
     if ok.any():
         out[ok] = model.predict(x[ok], batch_size=batch_size, verbose=0)
     model_seconds = time.perf_counter() - t1
-    write_confidences(store, region, version, out)
+    write_confidences(store, region, array, out)
     return PredictReport(region.sample, len(x), model_seconds, time.perf_counter() - t0)

@@ -105,4 +105,8 @@ def _load(path: str, sha256: str):
     import keras
 
     # Loaded for prediction only: without compile, no optimizer state is restored.
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a file it cannot load
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise RegistryError(f"{path}: not a Keras model this version can load ({first})") from None

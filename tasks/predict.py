@@ -13,7 +13,7 @@ from models.predict import PredictReport, predict_region, prepare_predictions
 from models.registry import latest_version
 from tasks.report import store_artifact_key
 from xrdmap.maps import write_overview, write_sample_maps
-from xrdmap.store import ChunkRegion, mark_latest
+from xrdmap.store import ChunkRegion, publish_confidences
 
 
 @task(name="resolve-model-version", cache_policy=NO_CACHE)
@@ -23,8 +23,10 @@ def resolve_model_version(registry: str, version: str | None) -> str:
 
 
 @task(name="prepare-predictions", cache_policy=NO_CACHE)
-def prepare_predictions_task(store: str, registry: str, version: str) -> list[ChunkRegion]:
-    """Lay out the confidence arrays of ``version``; the regions to predict."""
+def prepare_predictions_task(
+    store: str, registry: str, version: str
+) -> tuple[str, list[ChunkRegion]]:
+    """Lay out unpublished confidence arrays of ``version``; their name and the regions."""
     return prepare_predictions(store, registry, version)
 
 
@@ -34,18 +36,21 @@ def prepare_predictions_task(store: str, registry: str, version: str) -> list[Ch
     retries=1,
     cache_policy=NO_CACHE,
 )
-def predict_chunk(store: str, region: ChunkRegion, registry: str, version: str) -> PredictReport:
-    report = predict_region(store, region, registry, version)
+def predict_chunk(
+    store: str, region: ChunkRegion, registry: str, version: str, array: str
+) -> PredictReport:
+    """Confidences of one region's patterns, into the unpublished arrays ``array``."""
+    report = predict_region(store, region, registry, version, array)
     get_run_logger().info(
         "%d patterns, model %.2f s of %.2f s", report.n_points, report.model_seconds, report.seconds
     )
     return report
 
 
-@task(name="mark-latest", cache_policy=NO_CACHE)
-def mark_latest_task(store: str, version: str) -> None:
-    """Make ``version`` the store's latest confidences (after all its regions)."""
-    mark_latest(store, version)
+@task(name="publish-confidences", cache_policy=NO_CACHE)
+def publish_confidences_task(store: str, version: str, array: str) -> None:
+    """Publish the complete arrays as ``version``'s confidences, the latest version."""
+    publish_confidences(store, version, array)
 
 
 def _png_markdown(path: Path, title: str) -> str:

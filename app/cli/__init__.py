@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="configuration folder (default: the project's conf/)",
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not one line"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.add_commands(sub)

@@ -30,22 +30,38 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
 
 
 def print_metrics(metrics: dict[str, dict]) -> None:
-    """One line per class: accuracy, precision, recall, F1 and the confusion counts."""
+    """One line per class: accuracy, precision, recall, F1 and the confusion counts; a
+    ratio with nothing to count (no positive predicted, none labeled) shows as "-"."""
     print(f"{'class':18} {'accuracy':>9} {'precision':>9} {'recall':>9} {'F1':>6}   TP  FP  FN  TN")
     for name, m in metrics.items():
+        tp, fp, fn = m["tp"], m["fp"], m["fn"]
+        precision = f"{m['precision']:9.3f}" if tp + fp else f"{'-':>9}"
+        recall = f"{m['recall']:9.3f}" if tp + fn else f"{'-':>9}"
+        f1 = f"{m['f1']:6.3f}" if tp + fp + fn else f"{'-':>6}"
         print(
-            f"{name:18} {m['accuracy']:9.3f} {m['precision']:9.3f} {m['recall']:9.3f} "
-            f"{m['f1']:6.3f} {m['tp']:4d}{m['fp']:4d}{m['fn']:4d}{m['tn']:4d}"
+            f"{name:18} {m['accuracy']:9.3f} {precision} {recall} {f1} "
+            f"{tp:4d}{fp:4d}{fn:4d}{m['tn']:4d}"
         )
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the chosen command; bad input is one line on stderr and exit status 2."""
+    """Run the chosen command; bad input (and a disk that refuses to be written: full,
+    read-only, no permission) is one line on stderr, exit status 2; ``--debug`` shows
+    the traceback instead."""
     try:
         return args.func(args)
-    except InputError as exc:
-        print(f"xrdmap {args.command}: error: {exc}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"xrdmap {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"xrdmap {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, InputError):
+        where = exc.filename or "a file"
+        return f"{where}: {exc.strerror or exc} (the disk refused the write or read)"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

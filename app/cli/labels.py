@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from xrdmap.label_store import import_labels, labels_for
+from xrdmap.label_store import export_labels, import_labels
 from xrdmap.labels import read_labels_csv
 from xrdmap.store import sample_sizes
 
@@ -25,10 +25,8 @@ def labels_import(args: argparse.Namespace) -> int:
 
 
 def labels_export(args: argparse.Namespace) -> int:
-    labels = labels_for(str(args.store)).drop(columns="batch")  # the import format
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    labels.to_csv(args.out, index=False)
-    print(f"Wrote {len(labels)} stored labels of {args.store} to {args.out}")
+    n = export_labels(str(args.store), args.out)
+    print(f"Wrote {n} stored labels of {args.store} to {args.out}")
     return 0
 
 
@@ -42,7 +40,7 @@ def label_ui(args: argparse.Namespace) -> int:
     sample_sizes(store)  # not a store: one line, before anything starts
     queue = args.queue or newest_queue(store)
     read_queue(queue)  # not a queue folder: one line
-    app = create_app(store, queue, labeler=args.labeler or "")
+    app = create_app(store, queue, labeler=args.labeler or "", host=args.host)
     print(f"Labeling {queue / QUEUE_FILE} at http://{args.host}:{args.port}/ (Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,9 +122,12 @@ def _read_points(path: Path, grid: tuple[int, int]) -> pd.DataFrame:
         raise BeamtimeError(f"{path}: point: must number the rows 0..{n - 1} in order")
     for col in ("x_um", "y_um", "row", "col", "frame"):
         values = pd.to_numeric(points[col], errors="coerce")
-        if values.isna().any():
-            line = int(np.flatnonzero(values.isna())[0]) + 2
-            raise BeamtimeError(f"{path}: line {line}: {col}: not a number")
+        bad = values.isna() | ~np.isfinite(values.astype(float))
+        if bad.any():
+            line = int(np.flatnonzero(bad)[0]) + 2
+            raise BeamtimeError(
+                f"{path}: line {line}: {col}: '{points[col].iloc[line - 2]}' is not a finite number"
+            )
     if points["file"].isna().any():
         line = int(np.flatnonzero(points["file"].isna())[0]) + 2
         raise BeamtimeError(f"{path}: line {line}: file: empty")
@@ -164,17 +168,22 @@ def discover_beamtime(root: str | Path, *, require_complete: bool = True) -> Bea
     root = Path(root)
     if not root.is_dir():
         raise BeamtimeError(f"{root}: not a folder")
-    meta = _read_json(root / "beamtime.json")
+    path = root / "beamtime.json"
+    meta = _read_json(path)
     for key in ("geometry", "samples"):
         if key not in meta:
-            raise BeamtimeError(f"{root / 'beamtime.json'}: {key}: missing")
-    poni = inside(root, root / meta["geometry"], what=f"{root / 'beamtime.json'}: geometry")
+            raise BeamtimeError(f"{path}: {key}: missing")
+    if not isinstance(meta["geometry"], str) or not meta["geometry"]:
+        raise BeamtimeError(f"{path}: geometry: give the PONI file's name (a string)")
+    poni = inside(root, root / meta["geometry"], what=f"{path}: geometry")
     mask = None
-    if meta.get("mask"):
-        mask = inside(root, root / meta["mask"], what=f"{root / 'beamtime.json'}: mask")
-    cutoff = int(meta.get("instrument", {}).get("count_cutoff", DEFAULT_COUNT_CUTOFF))
+    if meta.get("mask") is not None:
+        if not isinstance(meta["mask"], str):
+            raise BeamtimeError(f"{path}: mask: give the mask file's name (a string) or null")
+        mask = inside(root, root / meta["mask"], what=f"{path}: mask")
+    cutoff = _count_cutoff(path, meta)
     samples = []
-    for name in meta["samples"]:
+    for name in _sample_names(path, meta["samples"]):
         directory = inside(root, root / name, what=f"{root / 'beamtime.json'}: samples")
         if require_complete and not (directory / SCAN_COMPLETE).exists():
             raise BeamtimeError(f"{directory}: scan not complete ({SCAN_COMPLETE} missing)")
@@ -189,19 +198,63 @@ def discover_beamtime(root: str | Path, *, require_complete: bool = True) -> Bea
     )
 
 
+#: Names a sample cannot have: the store's own groups, hidden or path-like names.
+RESERVED_SAMPLE_NAMES = ("labels", "confidence")
+_SAMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _sample_names(path: Path, names: object) -> list[str]:
+    """The ``samples`` list of beamtime.json, checked: non-empty, distinct names that
+    can be a folder and a store group."""
+    if not isinstance(names, list) or not names:
+        raise BeamtimeError(f"{path}: samples: give a non-empty list of sample folder names")
+    for name in names:
+        if not isinstance(name, str) or not _SAMPLE_NAME.match(name):
+            raise BeamtimeError(
+                f"{path}: samples: {name!r} is not a sample folder name "
+                "(letters, digits, _ . -; not starting with . or -)"
+            )
+        if name in RESERVED_SAMPLE_NAMES:
+            raise BeamtimeError(f"{path}: samples: {name!r} is reserved for the store's own data")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise BeamtimeError(f"{path}: samples: {', '.join(twice)} listed twice")
+    return names
+
+
+def _count_cutoff(path: Path, meta: dict) -> int:
+    """The detector's count cutoff (counts at and above it are not measured)."""
+    instrument = meta.get("instrument", {})
+    if not isinstance(instrument, dict):
+        raise BeamtimeError(f"{path}: instrument: expected an object")
+    value = instrument.get("count_cutoff", DEFAULT_COUNT_CUTOFF)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BeamtimeError(
+            f"{path}: instrument.count_cutoff: {value!r} is not a positive number of counts"
+        )
+    return value
+
+
 def _discover_sample(root: Path, directory: Path, name: str, meta: dict) -> SampleScan:
     scan_path = directory / "scan.json"
     scan = _read_json(scan_path)
     try:
-        grid = (int(scan["grid"]["rows"]), int(scan["grid"]["cols"]))
-    except (KeyError, TypeError, ValueError):
+        rows, cols = scan["grid"]["rows"], scan["grid"]["cols"]
+    except (KeyError, TypeError):
         raise BeamtimeError(f"{scan_path}: grid: needs integer rows and cols") from None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (rows, cols)):
+        raise BeamtimeError(f"{scan_path}: grid: rows and cols must be integers")
+    grid = (rows, cols)
     if min(grid) <= 0:
         raise BeamtimeError(f"{scan_path}: grid: rows and cols must be positive")
     fmt = scan.get("frame_format", meta.get("frame_format"))
     if fmt not in ("cbf", "hdf5"):
         raise BeamtimeError(f"{scan_path}: frame_format: {fmt!r} is not cbf or hdf5")
-    points_path = directory / scan.get("points_file", "points.csv")
+    points_path = inside(
+        root,
+        directory / str(scan.get("points_file", "points.csv")),
+        what=f"{scan_path}: points_file",
+    )
     points = _read_points(points_path, grid)
     files = tuple(points["file"].astype(str))
     missing = _missing_frames(root, directory, files, points_path)

@@ -23,18 +23,21 @@ import hdf5plugin  # noqa: F401  (registers the bitshuffle/LZ4 filters)
 import numpy as np
 
 from xrdmap.discovery import FrameRefs
+from xrdmap.hashing import sha256_json
 
 #: Per-point status codes stored with the patterns.
 STATUS_OK = 0
 STATUS_MISSING = 1
 STATUS_CORRUPT = 2
 STATUS_WRONG_SHAPE = 3
+STATUS_NONFINITE = 4
 STATUS_PENDING = 255
 STATUS_MEANING = {
     STATUS_OK: "ok",
     STATUS_MISSING: "frame file missing",
     STATUS_CORRUPT: "frame unreadable or corrupt",
     STATUS_WRONG_SHAPE: "frame has the wrong shape or type",
+    STATUS_NONFINITE: "integration gave values that are not finite",
     STATUS_PENDING: "not processed yet",
 }
 NEXUS_DATA = "/entry/data/data"
@@ -98,6 +101,12 @@ def read_cbf(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
             raise FrameError(
                 STATUS_CORRUPT, f"{path}: byte-offset decoding failed: {exc}"
             ) from None
+        if frame.size != n_fast * n_slow:  # a damaged byte shifts the decoding
+            raise FrameError(
+                STATUS_CORRUPT,
+                f"{path}: byte-offset data decode to {frame.size} pixels, "
+                f"not {n_fast * n_slow} (corrupt data)",
+            )
         frame = frame.reshape(shape)
     return frame, f"md5:{md5}" if md5 else "sha256:" + hashlib.sha256(blob).hexdigest()
 
@@ -110,6 +119,19 @@ def _read_cbf_with_fabio(path: Path) -> np.ndarray:
     if not np.issubdtype(data.dtype, np.integer):
         raise FrameError(STATUS_WRONG_SHAPE, f"{path}: {data.dtype} data, expected integers")
     return data.astype(np.int32)
+
+
+def source_identity(refs: FrameRefs) -> str:
+    """The identity of the frame files of ``refs``: SHA-256 of each distinct file's name,
+    size and modification time (a file replaced by another acquisition changes it)."""
+    seen = []
+    for rel in dict.fromkeys(refs.files):
+        try:
+            st = (refs.directory / rel).stat()
+            seen.append([rel, st.st_size, st.st_mtime_ns])
+        except OSError:
+            seen.append([rel, -1, -1])
+    return sha256_json(seen)
 
 
 def read_frames(refs: FrameRefs, start: int, stop: int, shape: tuple[int, int]) -> FrameBatch:

@@ -11,7 +11,13 @@ import numpy as np
 
 from xrdmap.config import ProcessConfig
 from xrdmap.discovery import Beamtime, FrameRefs
-from xrdmap.framesource import STATUS_OK, read_frames
+from xrdmap.framesource import (
+    STATUS_MEANING,
+    STATUS_NONFINITE,
+    STATUS_OK,
+    read_frames,
+    source_identity,
+)
 from xrdmap.integrate import cached_batch_integrator
 from xrdmap.store import (
     ChunkRegion,
@@ -86,6 +92,7 @@ def process_chunk(store: str, chunk: ChunkInput, cfg: ProcessConfig) -> ChunkRep
         chunk.poni_path, chunk.mask_path, cfg.integration, count_cutoff=chunk.count_cutoff
     )
     shape = integrator.shape
+    source = source_identity(chunk.frames)  # before reading: what the chunk comes from
     k = region.n_frames
     intensity = np.full((k, cfg.integration.npt), np.nan, np.float32)
     sigma = np.full_like(intensity, np.nan)
@@ -98,6 +105,10 @@ def process_chunk(store: str, chunk: ChunkInput, cfg: ProcessConfig) -> ChunkRep
         batch = read_frames(chunk.frames, sub, stop, shape)
         write_frames(group, sub, batch.frames)
         result = integrator.integrate(batch.frames)
+        finite = np.isfinite(result.intensity).all(axis=1) & np.isfinite(result.sigma).all(axis=1)
+        for i in np.flatnonzero((batch.status == STATUS_OK) & ~finite):
+            batch.status[i] = STATUS_NONFINITE
+            batch.reason[i] = f"point {sub + i}: {STATUS_MEANING[STATUS_NONFINITE]}"
         ok = batch.status == STATUS_OK
         rows = slice(sub - region.start, stop - region.start)
         intensity[rows][ok] = result.intensity[ok]
@@ -113,6 +124,7 @@ def process_chunk(store: str, chunk: ChunkInput, cfg: ProcessConfig) -> ChunkRep
         status=status,
         reason=reason,
         checksum=checksum,
+        source=source,
     )
     bad = np.flatnonzero(status != STATUS_OK)
     return ChunkReport(

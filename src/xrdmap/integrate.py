@@ -34,6 +34,9 @@ from xrdmap.hashing import sha256_file
 _TRANSPOSE_BLOCK = 2048
 
 
+#: The PONI lies on the detector plane; metres beyond this are a wrong value, not a
+#: detector (the largest area detectors are about 0.4 m across).
+MAX_PONI_M = 10.0
 PONI_FIELDS = ("Detector", "Distance", "Poni1", "Poni2", "Rot1", "Rot2", "Rot3", "Wavelength")
 
 
@@ -44,6 +47,8 @@ def load_geometry(poni_path: str | Path) -> AzimuthalIntegrator:
         text = path.read_text()
     except OSError as exc:
         raise GeometryError(f"{path}: cannot read PONI file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise GeometryError(f"{path}: not a PONI file (binary, not text)") from None
     fields = {}
     for line in text.splitlines():
         if ":" in line and not line.lstrip().startswith("#"):
@@ -61,13 +66,24 @@ def load_geometry(poni_path: str | Path) -> AzimuthalIntegrator:
             raise GeometryError(f"{path}: {name}: not finite")
     if float(fields["Distance"]) <= 0:
         raise GeometryError(f"{path}: Distance: must be positive (m)")
+    if not 1e-3 <= float(fields["Distance"]) <= 100:
+        raise GeometryError(f"{path}: Distance: {fields['Distance']} m; expected 0.001..100 m")
+    for name in ("Poni1", "Poni2"):
+        if abs(float(fields[name])) > MAX_PONI_M:
+            raise GeometryError(
+                f"{path}: {name}: {fields[name]} m is off any detector (|value| <= {MAX_PONI_M} m)"
+            )
+    for name in ("Rot1", "Rot2", "Rot3"):
+        if abs(float(fields[name])) > 2 * np.pi:
+            raise GeometryError(f"{path}: {name}: {fields[name]} is not an angle in radians")
     if not 1e-12 < float(fields["Wavelength"]) < 1e-8:
         raise GeometryError(f"{path}: Wavelength: {fields['Wavelength']} m is not an X-ray")
     try:
         ai = AzimuthalIntegrator()
         ai._init_from_poni(PoniFile(str(path)))
     except Exception as exc:  # pyFAI raises many types on a bad detector definition
-        raise GeometryError(f"{path}: Detector: {exc}") from None
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise GeometryError(f"{path}: Detector: {fields['Detector']!r}: {first}") from None
     if ai.detector is None or ai.detector.shape is None:
         raise GeometryError(f"{path}: Detector: no detector shape")
     return ai
@@ -84,7 +100,10 @@ def load_mask(mask_path: str | Path | None, shape: tuple[int, int]) -> np.ndarra
         raise GeometryError(f"{path}: cannot read mask: {exc}") from None
     if data.shape != tuple(shape):
         raise GeometryError(f"{path}: mask shape {data.shape} != detector shape {tuple(shape)}")
-    return data != 0
+    mask = data != 0
+    if mask.all():
+        raise GeometryError(f"{path}: masks every pixel (nonzero = masked): nothing to integrate")
+    return mask
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Layout (Zarr v3, beside the samples)::
 
     labels/                      attrs "batches": committed batches, in import order
-    labels/b0001/sample          (n,) str
+    labels/b0001-<token>/sample  (n,) str      (batch names are unique: b<n>-<8 hex>)
     labels/b0001/point           (n,) int64    point index in the sample's scan
     labels/b0001/classes         (n, 9) uint8  0/1 per class, attrs "classes"
     labels/b0001/labeler         (n,) str
@@ -11,16 +11,19 @@ Layout (Zarr v3, beside the samples)::
     labels/b0001/source          (n,) str      e.g. "expert", "simulated ground truth"
     labels/b0001/queried_by      (n,) str      model version whose query asked ("" if none)
 
-An import writes one new batch, then appends its entry (name, rows, file, sha256,
-imported at) to the ``batches`` attribute: that is the commit. A crash before it
-leaves an uncommitted batch folder that readers ignore and the next import replaces.
-Labels are never changed or removed: a point labeled again with the same answer is
-skipped, with a different answer refused (naming the point and the earlier batch).
-One importer at a time per store.
+An import holds the store's labels lock (:mod:`xrdmap.locks`; a second importer, the
+command line or the labeling page, waits for it), checks the rows against every
+committed label, writes one new batch under a name no other batch has, then appends
+its entry (name, rows, file, sha256, imported at) to the ``batches`` attribute: that is
+the commit. A crash before it leaves an uncommitted batch that readers ignore and the
+next import removes. Labels are never changed or removed: a point labeled again with
+the same answer is skipped, with a different answer refused (naming the point and the
+earlier batch).
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,9 +34,12 @@ import zarr
 
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.labels import PROVENANCE_COLUMNS, LabelsError, labels_sha256, read_labels_csv
+from xrdmap.locks import LABELS, store_lock
 from xrdmap.store import LABELS_GROUP, labeled_point_patterns, open_store, sample_sizes
 
 _TEXT_COLUMNS = ("sample", *PROVENANCE_COLUMNS)
+#: Seconds an import waits for another importer of the same store.
+IMPORT_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,22 @@ def labels_for(store: str, path: Path | None = None) -> pd.DataFrame:
     if labels.empty:
         raise LabelsError(f"{store}: no labels stored yet (xrdmap labels import STORE FILE)")
     return labels
+
+
+#: A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export_labels(store: str, path: Path) -> int:
+    """Write the stored labels to ``path`` in the import format; text cells that a
+    spreadsheet would run as a formula get a leading ``'``. Returns the rows written."""
+    labels = labels_for(store).drop(columns="batch")
+    for col in ("sample", *PROVENANCE_COLUMNS):
+        text = labels[col].astype(str)
+        labels[col] = text.where(~text.str.startswith(_FORMULA_START), "'" + text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labels.to_csv(path, index=False)
+    return len(labels)
 
 
 def labeled_patterns(store: str, labels: pd.DataFrame) -> np.ndarray:
@@ -145,6 +167,11 @@ def import_labels(store: str, table: pd.DataFrame, *, origin: str) -> ImportRepo
     LabelsError
         A point already stored with other answers; nothing is written.
     """
+    with store_lock(store, LABELS, wait_s=IMPORT_WAIT_S):
+        return _import(store, table, origin)
+
+
+def _import(store: str, table: pd.DataFrame, origin: str) -> ImportReport:
     existing = stored_labels(store)
     new = _new_rows(existing, table, origin)
     total = len(existing) + len(new)
@@ -153,8 +180,11 @@ def import_labels(store: str, table: pd.DataFrame, *, origin: str) -> ImportRepo
     root = open_store(store, mode="r+")
     group = _labels_group(root)
     batches = list(group.attrs["batches"])
-    name = f"b{len(batches) + 1:04d}"
-    batch = group.create_group(name, overwrite=True)  # replaces an uncommitted one
+    committed = {b["name"] for b in batches}
+    for leftover in [k for k in group.group_keys() if k not in committed]:
+        del group[leftover]  # an import that crashed before its commit
+    name = f"b{len(batches) + 1:04d}-{secrets.token_hex(4)}"
+    batch = group.create_group(name)
     n = len(new)
     batch.create_array("point", data=new["point"].to_numpy(np.int64))
     batch.create_array(

@@ -18,6 +18,7 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from xrdmap.classes import CLASS_NAMES
@@ -85,7 +86,9 @@ def check_labels_table(
                 f"{path}: line {i}: point: {point!r} not in 0..{sample_sizes[sample] - 1}"
             )
     for c in CLASS_NAMES:
-        bad = ~table[c].isin([0, 1])
+        # True/False equal 1/0 in pandas; a class answer is written 0 or 1, nothing else
+        boolean = table[c].map(lambda v: isinstance(v, bool | np.bool_))
+        bad = boolean | ~table[c].isin([0, 1])
         if bad.any():
             first = table.index[bad.to_numpy()][0]
             raise LabelsError(f"{path}: line {first + 2}: {c}: {table[c][first]} is not 0/1")

@@ -11,18 +11,21 @@ from pathlib import Path
 import numpy as np
 
 from xrdmap.config import ProcessConfig
-from xrdmap.discovery import Beamtime, discover_beamtime
+from xrdmap.discovery import Beamtime, SampleScan, discover_beamtime
+from xrdmap.framesource import source_identity
 from xrdmap.hashing import sha256_file
 from xrdmap.ingest import ChunkInput, chunk_inputs
 from xrdmap.integrate import BatchIntegrator, load_geometry, load_mask
 from xrdmap.provenance import software_versions
 from xrdmap.store import (
     ChunkRegion,
+    StoreError,
     check_compatible,
     chunk_regions,
+    chunk_sources,
     done_chunks,
     open_or_create,
-    settings_digest,
+    store_settings,
 )
 
 
@@ -129,9 +132,23 @@ def preflight(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Inspection:
     """Everything :func:`plan_beamtime` checks, without writing: a fast, clean error
     before any orchestration starts (the plan reuses this inspection)."""
     inspection = inspect_beamtime(beamtime_dir, cfg)
-    digest = settings_digest(inspection.beamtime, cfg, inspection.provenance["geometry"])
-    check_compatible(store, digest)
+    check_compatible(store, store_settings(inspection.beamtime, cfg, inspection.provenance))
     return inspection
+
+
+def _check_same_acquisition(
+    store: str, sample: SampleScan, finished: list[ChunkRegion], sources: np.ndarray
+) -> None:
+    """Refuse to resume when a finished chunk's frame files are not the ones it was
+    read from (replaced, rewritten, removed): the store would mix two acquisitions."""
+    for region in finished:
+        now = source_identity(sample.frame_refs(region.start, region.stop))
+        if now != sources[region.index]:
+            raise StoreError(
+                f"{store}: {sample.name} points {region.start}..{region.stop - 1}: their "
+                "frame files changed (size or time) since they were ingested; the store "
+                "would mix two acquisitions: process into a new store"
+            )
 
 
 def plan_beamtime(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Plan:
@@ -177,5 +194,7 @@ def plan_beamtime(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Plan:
         sample_regions = chunk_regions(sample.name, sample.n_points, cfg.chunk_frames)
         regions += sample_regions
         flags = done_chunks(root, sample.name)
-        done |= {(sample.name, r.index) for r in sample_regions if flags[r.index]}
+        finished = [r for r in sample_regions if flags[r.index]]
+        _check_same_acquisition(store, sample, finished, chunk_sources(root, sample.name))
+        done |= {(sample.name, r.index) for r in finished}
     return Plan(store=store, beamtime=beamtime, regions=tuple(regions), done=frozenset(done))

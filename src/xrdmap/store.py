@@ -15,6 +15,8 @@ One group per sample::
     <sample>/reason        (n,) str            why a point was quarantined ("" if ok)
     <sample>/input_checksum (n,) str           the frame's checksum as read
     <sample>/chunk_done    (n_chunks,) uint8   1 once a chunk's outputs are all written
+    <sample>/chunk_source  (n_chunks,) str     the identity of the frame files a chunk
+                                               was read from (checked before resuming)
     <sample>/confidence/<version> (n, 9) float32  per-class confidences of a model
                                         version; group attrs "latest", "versions"
     labels/                              the expert labels (:mod:`xrdmap.label_store`)
@@ -30,6 +32,7 @@ Dimension names are stored (Zarr v3 ``dimension_names``), so xarray reads each g
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +49,8 @@ from xrdmap.errors import StoreError
 from xrdmap.framesource import STATUS_MEANING, STATUS_OK, STATUS_PENDING
 from xrdmap.hashing import sha256_json
 
-LAYOUT_VERSION = 1
+#: 2: path-free settings record, beamtime.json in it, chunk_source per chunk.
+LAYOUT_VERSION = 2
 #: The root attribute that holds the layout record (samples, provenance, digest).
 ROOT_ATTR = "xrdmap"
 #: Per-sample group of the confidences, one array per model version.
@@ -92,20 +96,38 @@ def chunk_regions(sample: str, n_points: int, chunk_frames: int) -> list[ChunkRe
     ]
 
 
-def settings_digest(beamtime: Beamtime, cfg: ProcessConfig, geometry_sha256: dict) -> str:
-    """What makes a store's contents: beamtime samples, geometry, processing settings."""
-    payload = {
+def store_settings(beamtime: Beamtime, cfg: ProcessConfig, provenance: dict) -> dict:
+    """What makes a store's contents, by content and not by path (a beamtime moved to
+    another folder resumes): the layout, the acquisition's metadata files (beamtime.json,
+    each sample's scan and points), the PONI and mask, the processing settings."""
+    geometry = provenance["geometry"]
+    return {
         "layout": LAYOUT_VERSION,
-        "samples": [(s.name, s.n_points, s.metadata_sha256) for s in beamtime.samples],
-        "geometry": geometry_sha256,
+        "beamtime.json": provenance["beamtime_json_sha256"],
+        "samples": [[s.name, s.n_points, s.metadata_sha256] for s in beamtime.samples],
+        "PONI": geometry["poni_sha256"],
+        "mask": geometry["mask_sha256"],
         "count_cutoff": beamtime.count_cutoff,
-        "process": cfg.model_dump(exclude={"dask"}),
+        "process": cfg.model_dump(mode="json", exclude={"dask"}),
     }
-    return sha256_json(payload)
 
 
-def check_compatible(store: str, digest: str) -> bool:
-    """True if ``store`` is laid out for ``digest``; False if it has no layout yet."""
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """The settings that differ, as ``name: old -> new`` (nested names dotted)."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            shown = (a, b) if len(repr(a)) + len(repr(b)) < 60 else ("...", "...")
+            out.append(f"{prefix}{key}: {shown[0]} -> {shown[1]}")
+    return out
+
+
+def check_compatible(store: str, settings: dict) -> bool:
+    """True if ``store`` is laid out for ``settings`` (:func:`store_settings`); False
+    if it has no layout yet; a :class:`StoreError` naming what differs otherwise."""
     local = Path(store)
     foreign = local.exists() and (
         not local.is_dir() or (any(local.iterdir()) and not (local / "zarr.json").exists())
@@ -118,11 +140,18 @@ def check_compatible(store: str, digest: str) -> bool:
         return False
     if existing is None:
         return False
-    if existing.get("settings_sha256") != digest:
+    if existing.get("layout_version") != LAYOUT_VERSION:
         raise StoreError(
-            f"{store}: holds another beamtime or other processing settings "
-            f"(built {existing.get('created')} from {existing.get('beamtime')}); "
-            "write to a new store"
+            f"{store}: laid out by another xrdmap version (layout "
+            f"{existing.get('layout_version')}, this one writes {LAYOUT_VERSION}); "
+            "process into a new store"
+        )
+    if existing.get("settings_sha256") != sha256_json(settings):
+        differ = _differences(existing.get("settings", {}), settings)
+        raise StoreError(
+            f"{store}: built {existing.get('created')} from {existing.get('beamtime')} with "
+            f"other inputs or settings ({'; '.join(differ[:3]) or 'unknown'}); "
+            "process into a new store"
         )
     return True
 
@@ -137,8 +166,8 @@ def open_or_create(
     provenance: dict,
 ) -> zarr.Group:
     """Open the store of this beamtime, or lay it out; refuse one made otherwise."""
-    digest = settings_digest(beamtime, cfg, provenance["geometry"])
-    if check_compatible(store, digest):
+    settings = store_settings(beamtime, cfg, provenance)
+    if check_compatible(store, settings):
         return zarr.open_group(store, mode="r+", zarr_format=3)
     root = zarr.open_group(store, mode="a", zarr_format=3)
     codec = blosc_codec(cfg.compression)
@@ -147,7 +176,8 @@ def open_or_create(
     root.attrs[ROOT_ATTR] = {  # written last: the layout is complete
         **provenance,
         "layout_version": LAYOUT_VERSION,
-        "settings_sha256": digest,
+        "settings": settings,
+        "settings_sha256": sha256_json(settings),
         "beamtime": str(beamtime.root),
         "samples": [s.name for s in beamtime.samples],
         "created": datetime.now(UTC).isoformat(),
@@ -237,6 +267,16 @@ def _create_sample(
         dimension_names=("chunk",),
         overwrite=True,
     )
+    g.create_array(
+        "chunk_source",
+        shape=(n_chunks,),
+        chunks=(1,),
+        dtype=str,
+        fill_value="",
+        dimension_names=("chunk",),
+        attributes={"long_name": "identity of the chunk's frame files (names, sizes, times)"},
+        overwrite=True,
+    )
 
 
 def _beside_store(store: str, suffix: str) -> Path:
@@ -304,6 +344,11 @@ def done_chunks(root: zarr.Group, sample: str) -> np.ndarray:
     return root[sample]["chunk_done"][:].astype(bool)
 
 
+def chunk_sources(root: zarr.Group, sample: str) -> np.ndarray:
+    """(n_chunks,) str: the identity of the frame files each done chunk was read from."""
+    return root[sample]["chunk_source"][:]
+
+
 # One chunk of ingestion: frames as they are read, then the chunk's results, done last.
 
 
@@ -327,15 +372,18 @@ def write_chunk_results(
     status: np.ndarray,
     reason: list[str],
     checksum: list[str],
+    source: str,
 ) -> None:
-    """The integrated patterns of one chunk and the status of its points; the chunk is
-    marked done last, so a crash before leaves it to be redone."""
+    """The integrated patterns of one chunk, the status of its points and the identity
+    of its frame files (``source``); the chunk is marked done last, so a crash before
+    leaves it to be redone."""
     rows = slice(region.start, region.stop)
     group["patterns"][rows] = intensity
     group["sigma"][rows] = sigma
     group["reason"][rows] = np.array(reason, dtype=object)
     group["input_checksum"][rows] = np.array(checksum, dtype=object)
     group["status"][rows] = status
+    group["chunk_source"][region.index] = source
     group["chunk_done"][region.index] = 1
 
 
@@ -466,14 +514,19 @@ def load_store_points(store: str) -> StorePoints:
     )
 
 
-# Confidences: one array per model version and sample, and the store's latest version.
+# Confidences: one array per model version and sample, published only when complete.
+#
+# A prediction writes a new array (``<version>``, or ``<version>-<token>`` while an
+# earlier one of that version is published), then publishes it: the confidence group's
+# ``published`` attribute maps each version to its array, ``latest`` names the newest,
+# and the array it replaces is removed. Readers only see published arrays, so a killed
+# prediction never shows as all-NaN confidences.
 
 
 def create_confidences(
     store: str, version: str, attributes: dict, *, chunk: int
-) -> list[ChunkRegion]:
-    """Create ``<sample>/confidence/<version>`` NaN arrays for every sample, replacing
-    an earlier one of that version.
+) -> tuple[str, list[ChunkRegion]]:
+    """Create unpublished NaN confidence arrays of ``version`` for every sample.
 
     Parameters
     ----------
@@ -488,17 +541,28 @@ def create_confidences(
 
     Returns
     -------
-    list of ChunkRegion
+    name : str
+        The arrays' name in each sample's ``confidence`` group (to write and publish).
+    regions : list of ChunkRegion
         The regions to fill, whole chunks each, every sample in order.
     """
     root = open_store(store, mode="r+")
+    groups = [root[sample].require_group(CONFIDENCE) for sample in samples(root)]
+    for group in groups:  # arrays of this version left unpublished by a killed run
+        published = set(group.attrs.get("published", {}).values())
+        for key in list(group.array_keys()):
+            attrs = group[key].attrs
+            mine = attrs.get("model_version") == version and attrs.get("complete") is False
+            if mine and key not in published:
+                del group[key]
+    taken = {key for g in groups for key in g.array_keys()}
+    name = version if version not in taken else f"{version}-{secrets.token_hex(4)}"
     n_classes = len(attributes["classes"])
     regions = []
-    for sample in samples(root):
+    for sample, group in zip(samples(root), groups, strict=True):
         n = root[sample]["patterns"].shape[0]
-        group = root[sample].require_group(CONFIDENCE)
         group.create_array(
-            version,
+            name,
             shape=(n, n_classes),
             chunks=(min(chunk, n), n_classes),
             dtype="float32",
@@ -507,12 +571,12 @@ def create_confidences(
             attributes={
                 **attributes,
                 "model_version": version,
+                "complete": False,
                 "created": datetime.now(UTC).isoformat(),
             },
-            overwrite=True,
         )
         regions += chunk_regions(sample, n, chunk)
-    return regions
+    return name, regions
 
 
 def read_patterns(store: str, region: ChunkRegion) -> np.ndarray:
@@ -521,23 +585,37 @@ def read_patterns(store: str, region: ChunkRegion) -> np.ndarray:
     return group["patterns"][region.start : region.stop]
 
 
-def write_confidences(store: str, region: ChunkRegion, version: str, values: np.ndarray) -> None:
-    """Write one region's (n, n_classes) confidences of ``version``."""
+def write_confidences(store: str, region: ChunkRegion, name: str, values: np.ndarray) -> None:
+    """Write one region's (n, n_classes) confidences into the unpublished array ``name``."""
     group = zarr.open_group(store, mode="r+")[region.sample]
-    group[CONFIDENCE][version][region.start : region.stop] = values
+    group[CONFIDENCE][name][region.start : region.stop] = values
+
+
+def _published(group: zarr.Group, version: str) -> str | None:
+    """The array holding ``version``'s published confidences in a ``confidence`` group."""
+    name = group.attrs.get("published", {}).get(version)
+    if name is None and version in group.attrs.get("versions", []) and version in group:
+        name = version  # a store written before publication existed: complete arrays
+    return name
 
 
 def has_confidences(root: zarr.Group, version: str) -> bool:
-    """Whether every sample has confidences of ``version``."""
-    return all(CONFIDENCE in root[s] and version in root[s][CONFIDENCE] for s in samples(root))
+    """Whether every sample has published confidences of ``version``."""
+    return all(
+        CONFIDENCE in root[s] and _published(root[s][CONFIDENCE], version) is not None
+        for s in samples(root)
+    )
 
 
 def read_confidences(root: zarr.Group, sample: str, version: str) -> np.ndarray:
-    """(n, n_classes) confidences of ``sample`` by model ``version``."""
+    """(n, n_classes) published confidences of ``sample`` by model ``version``."""
     group = root[sample]
-    if CONFIDENCE not in group or version not in group[CONFIDENCE]:
-        raise StoreError(f"{sample}: no confidences of model {version} (run xrdmap predict)")
-    return group[CONFIDENCE][version][:]
+    name = _published(group[CONFIDENCE], version) if CONFIDENCE in group else None
+    if name is None:
+        raise StoreError(
+            f"{sample}: no complete confidences of model {version} (run xrdmap predict)"
+        )
+    return group[CONFIDENCE][name][:]
 
 
 def latest_predicted(store: str) -> str:
@@ -547,10 +625,16 @@ def latest_predicted(store: str) -> str:
     return first[CONFIDENCE].attrs.get("latest", "") if CONFIDENCE in first else ""
 
 
-def mark_latest(store: str, version: str) -> None:
-    """Point every sample's ``confidence`` group at ``version``; earlier ones stay."""
+def publish_confidences(store: str, version: str, name: str) -> None:
+    """Publish the complete arrays ``name`` as ``version``'s confidences and make it the
+    latest version; the arrays they replace are removed, other versions stay."""
     root = open_store(store, mode="r+")
     for sample in samples(root):
         group = root[sample][CONFIDENCE]
+        group[name].attrs["complete"] = True
+        replaced = _published(group, version)
+        published = {**group.attrs.get("published", {}), version: name}
         known = sorted(set(group.attrs.get("versions", [])) | {version})
-        group.attrs.update({"latest": version, "versions": known})
+        group.attrs.update({"published": published, "latest": version, "versions": known})
+        if replaced is not None and replaced != name:
+            del group[replaced]

@@ -1,5 +1,6 @@
 """The labeling web page: served by FastAPI, driven by a real headless Chromium."""
 
+import re
 import shutil
 import socket
 import threading
@@ -29,21 +30,54 @@ def queued(fresh_store, phases, tmp_path):
     return str(store), tmp_path / "queue", query.table
 
 
+def test_other_sites_hosts_and_bodies_are_refused(queued):
+    """Cross-site posts, DNS rebinding, huge or non-UTF-8 bodies: refused, nothing kept."""
+    from app.label_page import create_app
+
+    store, queue_dir, table = queued
+    client = TestClient(create_app(store, queue_dir), base_url="http://127.0.0.1:8765")
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text).group(1)
+    form = {
+        "sample": table["sample"].iloc[0],
+        "point": int(table["point"].iloc[0]),
+        "labeler": "x",
+        "classes": "Fe3O4",
+    }
+    assert client.post("/label", data=form).status_code == 403  # no token: another site
+    other = {"origin": "http://evil.example"}
+    assert client.post("/label", data={**form, "csrf": token}, headers=other).status_code == 403
+    rebound = TestClient(create_app(store, queue_dir), base_url="http://evil.example:8765")
+    assert rebound.get("/").status_code == 400  # a host name the page is not served on
+    huge = client.post(
+        "/label",
+        content=b"a=" + b"x" * 10_000_000,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert huge.status_code == 413
+    latin = client.post(
+        "/label",
+        content=b"sample=\xe9\xff&csrf=" + token.encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert latin.status_code == 400
+    assert stored_labels(store).empty
+
+
 def test_bad_submissions_are_refused_and_pictures_stay_inside(queued):
     from app.label_page import create_app
 
     store, queue_dir, table = queued
-    client = TestClient(create_app(store, queue_dir))
+    client = TestClient(create_app(store, queue_dir), base_url="http://127.0.0.1:8765")
     page = client.get("/")
     assert page.status_code == 200 and "3 of 3 points still to label" in page.text
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     sample, point = table["sample"].iloc[0], int(table["point"].iloc[0])
-    bad = client.post("/label", data={"sample": sample, "point": "99999", "labeler": "x"})
+    form = {"sample": sample, "point": "99999", "labeler": "x", "csrf": token}
+    bad = client.post("/label", data=form)
     assert "is not in this queue" in bad.text and stored_labels(store).empty
-    bad = client.post("/label", data={"sample": sample, "point": point, "labeler": ""})
+    bad = client.post("/label", data={**form, "point": point, "labeler": ""})
     assert "labeler: give your name" in bad.text
-    bad = client.post(
-        "/label", data={"sample": sample, "point": point, "labeler": "x", "classes": "Rust"}
-    )
+    bad = client.post("/label", data={**form, "point": point, "classes": "Rust"})
     assert "unknown class(es) Rust" in bad.text and stored_labels(store).empty
     assert client.get("/pictures/..%2F..%2Fqueue.csv").status_code == 404
     name = table["sample"].iloc[0] + f"_{point}.png"

@@ -59,7 +59,10 @@ def test_path_outside_the_beamtime_is_refused(beamtime_copy):
     [
         (lambda p: p.drop(columns="x_um"), r"points.csv: column\(s\) x_um missing"),
         (lambda p: p.iloc[:-1], r"points.csv: 319 points, scan.json grid says 320"),
-        (lambda p: p.assign(y_um=["a"] * len(p)), r"points.csv: line 2: y_um: not a number"),
+        (
+            lambda p: p.assign(y_um=["a"] * len(p)),
+            r"points.csv: line 2: y_um: 'a' is not a finite number",
+        ),
     ],
 )
 def test_bad_points_table(beamtime_copy, edit, message):

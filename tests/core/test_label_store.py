@@ -46,16 +46,17 @@ def test_imports_append_batches_with_provenance(store, tmp_path):
         {"labeler": "jdoe", "queried_by": "v0003"},
     )
     report = import_labels(store, read_labels_csv(first, SIZES), origin=str(first))
-    assert (report.batch, report.added, report.total) == ("b0001", 2, 2)
+    assert (report.batch[:6], report.added, report.total) == ("b0001-", 2, 2)
     second = _csv(tmp_path / "2.csv", [("A", 1, ["Fe3O4"]), ("A", 7, ["Other"])])
     report = import_labels(store, read_labels_csv(second, SIZES), origin=str(second))
-    assert (report.batch, report.added, report.already_stored) == ("b0002", 1, 1)
+    assert (report.batch[:6], report.added, report.already_stored) == ("b0002-", 1, 1)
     table = stored_labels(store)
     assert table[["sample", "point"]].values.tolist() == [["A", 1], ["B", 4], ["A", 7]]
     assert table["Fe3O4"].tolist() == [1, 0, 0] and table["Other"].tolist() == [0, 0, 1]
     assert table["labeler"].tolist() == ["jdoe", "jdoe", "unknown"]
     assert table["queried_by"].tolist() == ["v0003", "v0003", ""]
-    assert table["batch"].tolist() == ["b0001", "b0001", "b0002"]
+    assert table["batch"].str[:5].tolist() == ["b0001", "b0001", "b0002"]
+    assert table["batch"].str.fullmatch(r"b000\d-[0-9a-f]{8}").all()  # unique names
     batches = zarr.open_group(store, mode="r")["labels"].attrs["batches"]
     assert [b["file"] for b in batches] == [str(first), str(second)]
     again = import_labels(store, read_labels_csv(second, SIZES), origin=str(second))
@@ -67,12 +68,12 @@ def test_a_different_answer_for_a_stored_point_is_refused(store, tmp_path):
     import_labels(store, read_labels_csv(first, SIZES), origin=str(first))
     before = stored_labels(store)
     other = _csv(tmp_path / "2.csv", [("A", 2, []), ("A", 1, ["alpha-FeOOH"])])
-    with pytest.raises(LabelsError, match=r"2.csv: point 1 of A is already labeled .*b0001"):
+    with pytest.raises(LabelsError, match=r"2.csv: point 1 of A is already labeled .*b0001-"):
         import_labels(store, read_labels_csv(other, SIZES), origin=str(other))
     pd.testing.assert_frame_equal(stored_labels(store), before)  # nothing half-written
 
 
-def test_an_uncommitted_batch_is_ignored_then_replaced(store, tmp_path):
+def test_an_uncommitted_batch_is_ignored_then_removed(store, tmp_path):
     first = _csv(tmp_path / "1.csv", [("A", 1, ["Fe3O4"])])
     import_labels(store, read_labels_csv(first, SIZES), origin=str(first))
     crashed = zarr.open_group(store, mode="r+")["labels"].create_group("b0002")
@@ -80,8 +81,9 @@ def test_an_uncommitted_batch_is_ignored_then_replaced(store, tmp_path):
     assert len(stored_labels(store)) == 1
     second = _csv(tmp_path / "2.csv", [("B", 0, ["Fe(BCC)"])])
     report = import_labels(store, read_labels_csv(second, SIZES), origin=str(second))
-    assert report.batch == "b0002"
+    assert report.batch.startswith("b0002-")
     assert stored_labels(store)["point"].tolist() == [1, 0]
+    assert "b0002" not in zarr.open_group(store, mode="r")["labels"]
 
 
 @pytest.mark.slow
@@ -97,7 +99,7 @@ def test_labels_cli_import_export_and_train_from_the_store(
     xrdmap("draw-labels", tiny_beamtime.truth_dir, "--store", store, "--n", 60, "--out", drawn)
     out = xrdmap("labels", "import", store, drawn, "--labeler", "tester")
     assert out.returncode == 0, out.stderr
-    assert "Imported 60 labels" in out.stdout and "batch b0001" in out.stdout
+    assert "Imported 60 labels" in out.stdout and "batch b0001-" in out.stdout
     exported = tmp_path / "exported.csv"
     assert xrdmap("labels", "export", store, "--out", exported).returncode == 0
     back = read_labels_csv(exported, {"A_urban": 320, "B_marine": 411})

@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import zarr
 
 from xrdmap.classes import CLASS_NAMES
 
@@ -17,16 +16,19 @@ def store_copy(fresh_store):
 
 def _fake_predictions(store, version="v0042"):
     """Confidences as ``xrdmap predict`` stores them: sure everywhere except a few points."""
-    root = zarr.open_group(store, mode="r+")
+    from xrdmap.store import create_confidences, publish_confidences, write_confidences
+
     unsure = {}
-    for sample in root.attrs["xrdmap"]["samples"]:
-        n = root[sample]["status"].shape[0]
+    name, regions = create_confidences(
+        str(store), version, {"classes": list(CLASS_NAMES)}, chunk=100_000
+    )
+    for region in regions:
+        n = region.stop - region.start
         conf = np.where(np.random.default_rng(0).random((n, len(CLASS_NAMES))) < 0.5, 0.02, 0.98)
-        unsure[sample] = [5, 77, 150]
-        conf[unsure[sample], 2] = 0.5
-        group = root[sample].require_group("confidence")
-        group.create_array(version, data=conf.astype(np.float32))
-        group.attrs.update({"latest": version, "versions": [version]})
+        unsure[region.sample] = [5, 77, 150]
+        conf[unsure[region.sample], 2] = 0.5
+        write_confidences(str(store), region, name, conf.astype(np.float32))
+    publish_confidences(str(store), version, name)
     return unsure
 
 

@@ -1,0 +1,189 @@
+"""Chaos: crashes, concurrent writers and replaced inputs never corrupt a store or mix
+two acquisitions (issue 14, items 1-3 and 6)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+from xrdmap.classes import CLASS_NAMES
+from xrdmap.config import load_process
+from xrdmap.errors import StoreError
+from xrdmap.evaluation import evaluate_store
+from xrdmap.ingest import process_chunk
+from xrdmap.label_store import stored_labels
+from xrdmap.locks import WRITE, store_lock
+from xrdmap.plan import plan_beamtime
+from xrdmap.store import (
+    create_confidences,
+    has_confidences,
+    latest_predicted,
+    open_store,
+    publish_confidences,
+    read_confidences,
+    write_confidences,
+)
+
+
+def _processed(beamtime_dir, store, cfg, chunks=None):
+    plan = plan_beamtime(str(beamtime_dir), str(store), cfg)
+    for chunk in plan.todo[:chunks]:
+        process_chunk(str(store), chunk, cfg)
+    return plan
+
+
+@pytest.fixture
+def beamtime(tiny_beamtime, tmp_path):
+    """A copy of the tiny beamtime (copy2 keeps the files' times, as a move does)."""
+    shutil.copytree(tiny_beamtime.beamtime_dir, tmp_path / "bt")
+    return tmp_path / "bt"
+
+
+@pytest.fixture
+def cfg():
+    """Chunks of 100 frames: several per sample, so a run can stop between them."""
+    return load_process().model_copy(update={"chunk_frames": 100})
+
+
+def _labels_csv(path, sample, points):
+    rows = [[sample, p, *([1] + [0] * (len(CLASS_NAMES) - 1))] for p in points]
+    pd.DataFrame(rows, columns=["sample", "point", *CLASS_NAMES]).to_csv(path, index=False)
+    return path
+
+
+def test_concurrent_label_imports_keep_every_label(fresh_store, tmp_path):
+    """Six importers at once (real processes): every file's labels are kept, each in
+    its own committed batch, and the table stays readable."""
+    files = [
+        _labels_csv(tmp_path / f"{k}.csv", "A_urban", range(10 * k, 10 * k + 10)) for k in range(6)
+    ]
+    code = textwrap.dedent("""
+        import sys
+        from xrdmap.label_store import import_labels
+        from xrdmap.labels import read_labels_csv
+        from xrdmap.store import sample_sizes
+        store, path = sys.argv[1], sys.argv[2]
+        table = read_labels_csv(path, sample_sizes(store))
+        print(import_labels(store, table, origin=path).batch)
+    """)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(fresh_store), str(f)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for f in files
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    batches = {out.strip() for out, _ in outputs}
+    assert len(batches) == 6  # six distinct batch names
+    table = stored_labels(str(fresh_store))
+    assert sorted(table["point"]) == list(range(60))
+    assert set(table["batch"]) == batches
+
+
+def test_a_killed_prediction_leaves_the_published_version_untouched(fresh_store):
+    store = str(fresh_store)
+    attrs = {"classes": list(CLASS_NAMES)}
+    name, regions = create_confidences(store, "v0001", attrs, chunk=100_000)
+    for r in regions:
+        write_confidences(store, r, name, np.full((r.stop - r.start, 9), 0.9, np.float32))
+    publish_confidences(store, "v0001", name)
+    # the same version predicted again, killed before publication: half written
+    again, regions = create_confidences(store, "v0001", attrs, chunk=100_000)
+    assert again != name
+    write_confidences(store, regions[0], again, np.zeros((regions[0].stop, 9), np.float32))
+    root = open_store(store)
+    assert latest_predicted(store) == "v0001"
+    assert (read_confidences(root, "A_urban", "v0001") == np.float32(0.9)).all()
+    # a new version killed before publication: readers refuse it, latest stays
+    new, regions = create_confidences(store, "v0002", attrs, chunk=100_000)
+    assert not has_confidences(root, "v0002") and latest_predicted(store) == "v0001"
+    with pytest.raises(StoreError, match="no complete confidences of model v0002"):
+        read_confidences(root, "A_urban", "v0002")
+    labels = pd.DataFrame([{"sample": "A_urban", "point": 3, **dict.fromkeys(CLASS_NAMES, 0)}])
+    with pytest.raises(StoreError, match="no confidences of model v0002"):
+        evaluate_store(store, labels, "v0002")
+    # the re-run removes the killed run's arrays, publishes, removes the replaced ones
+    final, regions = create_confidences(store, "v0001", attrs, chunk=100_000)
+    for r in regions:
+        write_confidences(store, r, final, np.full((r.stop - r.start, 9), 0.1, np.float32))
+    publish_confidences(store, "v0001", final)
+    group = zarr.open_group(store, mode="r")["A_urban"]["confidence"]
+    assert sorted(group.array_keys()) == sorted([final, new])  # v0002 run left for its re-run
+    assert (read_confidences(open_store(store), "A_urban", "v0001") == np.float32(0.1)).all()
+
+
+def test_resume_refuses_frames_of_another_acquisition(beamtime, cfg, tmp_path):
+    store = tmp_path / "s.zarr"
+    _processed(beamtime, store, cfg, chunks=2)  # then killed
+    frame = beamtime / "A_urban" / "frames" / "A_urban_000002.cbf"
+    other = beamtime / "A_urban" / "frames" / "A_urban_000200.cbf"
+    frame.write_bytes(other.read_bytes())  # same names, another acquisition's frames
+    with pytest.raises(StoreError, match=r"A_urban points 0\.\.99: their frame files changed"):
+        plan_beamtime(str(beamtime), str(store), cfg)
+
+
+def test_resume_refuses_another_beamtime_json_and_says_what_differs(beamtime, cfg, tmp_path):
+    store = tmp_path / "s.zarr"
+    _processed(beamtime, store, cfg, chunks=1)
+    meta = json.loads((beamtime / "beamtime.json").read_text())
+    meta["start_time"] = "2031-01-01T00:00:00"
+    (beamtime / "beamtime.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match=r"other inputs or settings \(beamtime.json: "):
+        plan_beamtime(str(beamtime), str(store), cfg)
+    other = cfg.model_copy(update={"integration": cfg.integration.model_copy(update={"npt": 280})})
+    plan_beamtime(str(beamtime), str(tmp_path / "fresh.zarr"), cfg)
+    with pytest.raises(StoreError, match=r"process.integration.npt: 300 -> 280"):
+        plan_beamtime(str(beamtime), str(tmp_path / "fresh.zarr"), other)
+
+
+def test_a_moved_beamtime_resumes(beamtime, cfg, tmp_path):
+    store = tmp_path / "s.zarr"
+    _processed(beamtime, store, cfg, chunks=3)
+    moved = tmp_path / "elsewhere" / "bt"
+    moved.parent.mkdir()
+    beamtime.rename(moved)
+    plan = plan_beamtime(str(moved), str(store), cfg)
+    assert len(plan.done) == 3 and len(plan.todo) == len(plan.regions) - 3
+
+
+def test_one_writer_at_a_time_and_a_killed_holder_frees_the_store(fresh_store):
+    store = str(fresh_store)
+    code = (
+        "import sys, time\n"
+        "from xrdmap.locks import WRITE, store_lock\n"
+        "with store_lock(sys.argv[1], WRITE):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, store], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = rf"busy: write lock held by pid {holder.pid} on "
+        with pytest.raises(StoreError, match=busy), store_lock(store, WRITE):
+            pass
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    deadline = time.monotonic() + 10
+    while True:  # the kernel releases the dead holder's lock
+        try:
+            with store_lock(store, WRITE):
+                break
+        except StoreError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)

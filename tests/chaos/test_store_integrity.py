@@ -187,3 +187,26 @@ def test_one_writer_at_a_time_and_a_killed_holder_frees_the_store(fresh_store):
         except StoreError:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+def test_a_second_process_run_on_a_busy_store_is_refused(prefect_server, beamtime, cfg, tmp_path):
+    """Two `process` runs on one store: the second is refused, naming the first."""
+    from flows.process_beamtime import run_process_beamtime
+
+    store = str(tmp_path / "s.zarr")
+    code = (
+        "import sys, time\n"
+        "from xrdmap.locks import WRITE, store_lock\n"
+        "with store_lock(sys.argv[1], WRITE):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    first = subprocess.Popen([sys.executable, "-c", code, store], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "held"
+        with pytest.raises(StoreError, match=rf"busy: write lock held by pid {first.pid}"):
+            run_process_beamtime(str(beamtime), store, cfg)
+    finally:
+        first.kill()
+        first.wait()
+    assert not (tmp_path / "s.zarr").exists()  # the refused run wrote nothing

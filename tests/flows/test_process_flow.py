@@ -94,7 +94,9 @@ def test_other_settings_are_refused(processed, tiny_beamtime, small_cfg):
     )
     from xrdmap.plan import plan_beamtime
 
-    with pytest.raises(StoreError, match="other processing settings"):
+    with pytest.raises(
+        StoreError, match=r"other inputs or settings \(process.integration.npt: 300 -> 500\)"
+    ):
         plan_beamtime(str(tiny_beamtime.beamtime_dir), str(store), other)
 
 

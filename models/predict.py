@@ -10,7 +10,13 @@ import numpy as np
 from models.registry import load_model, read_card
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.features import pattern_features
-from xrdmap.store import ChunkRegion, create_confidences, read_patterns, write_confidences
+from xrdmap.store import (
+    ChunkRegion,
+    create_confidences,
+    read_patterns,
+    write_confidences,
+    writing,
+)
 
 #: Points per prediction task: whole chunks of the confidence array, few tasks.
 PREDICT_CHUNK = 8000
@@ -32,7 +38,8 @@ def prepare_predictions(
     regions to predict."""
     card = read_card(registry, version)
     attributes = {"classes": list(CLASS_NAMES), "model_sha256": card["model_sha256"]}
-    return create_confidences(store, version, attributes, chunk=chunk)
+    with writing(store):
+        return create_confidences(store, version, attributes, chunk=chunk)
 
 
 def predict_region(
@@ -55,5 +62,6 @@ def predict_region(
     if ok.any():
         out[ok] = model.predict(x[ok], batch_size=batch_size, verbose=0)
     model_seconds = time.perf_counter() - t1
-    write_confidences(store, region, array, out)
+    with writing(store):
+        write_confidences(store, region, array, out)
     return PredictReport(region.sample, len(x), model_seconds, time.perf_counter() - t0)

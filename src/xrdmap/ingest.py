@@ -25,6 +25,7 @@ from xrdmap.store import (
     single_threaded_codecs,
     write_chunk_results,
     write_frames,
+    writing,
 )
 
 
@@ -99,33 +100,36 @@ def process_chunk(store: str, chunk: ChunkInput, cfg: ProcessConfig) -> ChunkRep
     status = np.empty(k, np.uint8)
     reason: list[str] = []
     checksum: list[str] = []
-    step = cfg.frames_chunk_frames
-    for sub in range(region.start, region.stop, step):
-        stop = min(sub + step, region.stop)
-        batch = read_frames(chunk.frames, sub, stop, shape)
-        write_frames(group, sub, batch.frames)
-        result = integrator.integrate(batch.frames)
-        finite = np.isfinite(result.intensity).all(axis=1) & np.isfinite(result.sigma).all(axis=1)
-        for i in np.flatnonzero((batch.status == STATUS_OK) & ~finite):
-            batch.status[i] = STATUS_NONFINITE
-            batch.reason[i] = f"point {sub + i}: {STATUS_MEANING[STATUS_NONFINITE]}"
-        ok = batch.status == STATUS_OK
-        rows = slice(sub - region.start, stop - region.start)
-        intensity[rows][ok] = result.intensity[ok]
-        sigma[rows][ok] = result.sigma[ok]
-        status[rows] = batch.status
-        reason += batch.reason
-        checksum += batch.checksum
-    write_chunk_results(
-        group,
-        region,
-        intensity=intensity,
-        sigma=sigma,
-        status=status,
-        reason=reason,
-        checksum=checksum,
-        source=source,
-    )
+    with writing(store):  # a full disk names the store
+        step = cfg.frames_chunk_frames
+        for sub in range(region.start, region.stop, step):
+            stop = min(sub + step, region.stop)
+            batch = read_frames(chunk.frames, sub, stop, shape)
+            write_frames(group, sub, batch.frames)
+            result = integrator.integrate(batch.frames)
+            finite = np.isfinite(result.intensity).all(axis=1) & np.isfinite(result.sigma).all(
+                axis=1
+            )
+            for i in np.flatnonzero((batch.status == STATUS_OK) & ~finite):
+                batch.status[i] = STATUS_NONFINITE
+                batch.reason[i] = f"point {sub + i}: {STATUS_MEANING[STATUS_NONFINITE]}"
+            ok = batch.status == STATUS_OK
+            rows = slice(sub - region.start, stop - region.start)
+            intensity[rows][ok] = result.intensity[ok]
+            sigma[rows][ok] = result.sigma[ok]
+            status[rows] = batch.status
+            reason += batch.reason
+            checksum += batch.checksum
+        write_chunk_results(
+            group,
+            region,
+            intensity=intensity,
+            sigma=sigma,
+            status=status,
+            reason=reason,
+            checksum=checksum,
+            source=source,
+        )
     bad = np.flatnonzero(status != STATUS_OK)
     return ChunkReport(
         region.sample,

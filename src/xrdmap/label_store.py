@@ -35,7 +35,13 @@ import zarr
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.labels import PROVENANCE_COLUMNS, LabelsError, labels_sha256, read_labels_csv
 from xrdmap.locks import LABELS, store_lock
-from xrdmap.store import LABELS_GROUP, labeled_point_patterns, open_store, sample_sizes
+from xrdmap.store import (
+    LABELS_GROUP,
+    labeled_point_patterns,
+    open_store,
+    sample_sizes,
+    writing,
+)
 
 _TEXT_COLUMNS = ("sample", *PROVENANCE_COLUMNS)
 #: Seconds an import waits for another importer of the same store.
@@ -167,7 +173,7 @@ def import_labels(store: str, table: pd.DataFrame, *, origin: str) -> ImportRepo
     LabelsError
         A point already stored with other answers; nothing is written.
     """
-    with store_lock(store, LABELS, wait_s=IMPORT_WAIT_S):
+    with writing(store), store_lock(store, LABELS, wait_s=IMPORT_WAIT_S):
         return _import(store, table, origin)
 
 

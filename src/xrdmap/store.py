@@ -33,6 +33,8 @@ Dimension names are stored (Zarr v3 ``dimension_names``), so xarray reads each g
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -277,6 +279,18 @@ def _create_sample(
         attributes={"long_name": "identity of the chunk's frame files (names, sizes, times)"},
         overwrite=True,
     )
+
+
+@contextmanager
+def writing(store: str) -> Iterator[None]:
+    """A disk error while writing ``store`` (full, read-only, gone) becomes a
+    :class:`StoreError` that names the store: one line for the user, not a traceback."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"{store}: cannot write: {exc.strerror or exc}") from exc
 
 
 def _beside_store(store: str, suffix: str) -> Path:

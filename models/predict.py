@@ -15,7 +15,6 @@ from xrdmap.store import (
     create_confidences,
     read_patterns,
     write_confidences,
-    writing,
 )
 
 #: Points per prediction task: whole chunks of the confidence array, few tasks.
@@ -38,8 +37,7 @@ def prepare_predictions(
     regions to predict."""
     card = read_card(registry, version)
     attributes = {"classes": list(CLASS_NAMES), "model_sha256": card["model_sha256"]}
-    with writing(store):
-        return create_confidences(store, version, attributes, chunk=chunk)
+    return create_confidences(store, version, attributes, chunk=chunk)
 
 
 def predict_region(
@@ -62,6 +60,5 @@ def predict_region(
     if ok.any():
         out[ok] = model.predict(x[ok], batch_size=batch_size, verbose=0)
     model_seconds = time.perf_counter() - t1
-    with writing(store):
-        write_confidences(store, region, array, out)
+    write_confidences(store, region, array, out)
     return PredictReport(region.sample, len(x), model_seconds, time.perf_counter() - t0)

@@ -13,7 +13,7 @@ from models.predict import PredictReport, predict_region, prepare_predictions
 from models.registry import latest_version
 from tasks.report import store_artifact_key
 from xrdmap.maps import write_overview, write_sample_maps
-from xrdmap.store import ChunkRegion, publish_confidences, writing
+from xrdmap.store import ChunkRegion, publish_confidences
 
 
 @task(name="resolve-model-version", cache_policy=NO_CACHE)
@@ -50,8 +50,7 @@ def predict_chunk(
 @task(name="publish-confidences", cache_policy=NO_CACHE)
 def publish_confidences_task(store: str, version: str, array: str) -> None:
     """Publish the complete arrays as ``version``'s confidences, the latest version."""
-    with writing(store):
-        publish_confidences(store, version, array)
+    publish_confidences(store, version, array)
 
 
 def _png_markdown(path: Path, title: str) -> str:

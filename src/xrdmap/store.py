@@ -451,7 +451,8 @@ def read_root_record(store: str, name: str) -> dict | None:
 
 def write_root_record(store: str, name: str, record: dict) -> None:
     """Set the root attribute ``name`` of an xrdmap store to ``record``."""
-    open_store(store, mode="r+").attrs[name] = record
+    with writing(store):
+        open_store(store, mode="r+").attrs[name] = record
 
 
 def labeled_point_patterns(root: zarr.Group, sample: str, points: np.ndarray) -> np.ndarray:
@@ -560,37 +561,38 @@ def create_confidences(
     regions : list of ChunkRegion
         The regions to fill, whole chunks each, every sample in order.
     """
-    root = open_store(store, mode="r+")
-    groups = [root[sample].require_group(CONFIDENCE) for sample in samples(root)]
-    for group in groups:  # arrays of this version left unpublished by a killed run
-        published = set(group.attrs.get("published", {}).values())
-        for key in list(group.array_keys()):
-            attrs = group[key].attrs
-            mine = attrs.get("model_version") == version and attrs.get("complete") is False
-            if mine and key not in published:
-                del group[key]
-    taken = {key for g in groups for key in g.array_keys()}
-    name = version if version not in taken else f"{version}-{secrets.token_hex(4)}"
-    n_classes = len(attributes["classes"])
-    regions = []
-    for sample, group in zip(samples(root), groups, strict=True):
-        n = root[sample]["patterns"].shape[0]
-        group.create_array(
-            name,
-            shape=(n, n_classes),
-            chunks=(min(chunk, n), n_classes),
-            dtype="float32",
-            fill_value=np.nan,
-            dimension_names=("point", "class"),
-            attributes={
-                **attributes,
-                "model_version": version,
-                "complete": False,
-                "created": datetime.now(UTC).isoformat(),
-            },
-        )
-        regions += chunk_regions(sample, n, chunk)
-    return name, regions
+    with writing(store):
+        root = open_store(store, mode="r+")
+        groups = [root[sample].require_group(CONFIDENCE) for sample in samples(root)]
+        for group in groups:  # arrays of this version left unpublished by a killed run
+            published = set(group.attrs.get("published", {}).values())
+            for key in list(group.array_keys()):
+                attrs = group[key].attrs
+                mine = attrs.get("model_version") == version and attrs.get("complete") is False
+                if mine and key not in published:
+                    del group[key]
+        taken = {key for g in groups for key in g.array_keys()}
+        name = version if version not in taken else f"{version}-{secrets.token_hex(4)}"
+        n_classes = len(attributes["classes"])
+        regions = []
+        for sample, group in zip(samples(root), groups, strict=True):
+            n = root[sample]["patterns"].shape[0]
+            group.create_array(
+                name,
+                shape=(n, n_classes),
+                chunks=(min(chunk, n), n_classes),
+                dtype="float32",
+                fill_value=np.nan,
+                dimension_names=("point", "class"),
+                attributes={
+                    **attributes,
+                    "model_version": version,
+                    "complete": False,
+                    "created": datetime.now(UTC).isoformat(),
+                },
+            )
+            regions += chunk_regions(sample, n, chunk)
+        return name, regions
 
 
 def read_patterns(store: str, region: ChunkRegion) -> np.ndarray:
@@ -601,8 +603,9 @@ def read_patterns(store: str, region: ChunkRegion) -> np.ndarray:
 
 def write_confidences(store: str, region: ChunkRegion, name: str, values: np.ndarray) -> None:
     """Write one region's (n, n_classes) confidences into the unpublished array ``name``."""
-    group = zarr.open_group(store, mode="r+")[region.sample]
-    group[CONFIDENCE][name][region.start : region.stop] = values
+    with writing(store):
+        group = zarr.open_group(store, mode="r+")[region.sample]
+        group[CONFIDENCE][name][region.start : region.stop] = values
 
 
 def _published(group: zarr.Group, version: str) -> str | None:
@@ -642,13 +645,14 @@ def latest_predicted(store: str) -> str:
 def publish_confidences(store: str, version: str, name: str) -> None:
     """Publish the complete arrays ``name`` as ``version``'s confidences and make it the
     latest version; the arrays they replace are removed, other versions stay."""
-    root = open_store(store, mode="r+")
-    for sample in samples(root):
-        group = root[sample][CONFIDENCE]
-        group[name].attrs["complete"] = True
-        replaced = _published(group, version)
-        published = {**group.attrs.get("published", {}), version: name}
-        known = sorted(set(group.attrs.get("versions", [])) | {version})
-        group.attrs.update({"published": published, "latest": version, "versions": known})
-        if replaced is not None and replaced != name:
-            del group[replaced]
+    with writing(store):
+        root = open_store(store, mode="r+")
+        for sample in samples(root):
+            group = root[sample][CONFIDENCE]
+            group[name].attrs["complete"] = True
+            replaced = _published(group, version)
+            published = {**group.attrs.get("published", {}), version: name}
+            known = sorted(set(group.attrs.get("versions", [])) | {version})
+            group.attrs.update({"published": published, "latest": version, "versions": known})
+            if replaced is not None and replaced != name:
+                del group[replaced]

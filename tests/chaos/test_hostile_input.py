@@ -2,7 +2,9 @@
 field, before any work, or a quarantined frame; nothing is stored as if it were fine
 (issue 14, items 4, 5, 8-10)."""
 
+import hashlib
 import json
+import pickle
 import re
 import shutil
 
@@ -132,6 +134,13 @@ def test_models_only_from_inside_the_registry(tmp_path):
     (tmp_path / "registry" / "v0001" / "model.keras").write_bytes(b"\x80\x04pickle")
     with pytest.raises(RegistryError, match=r"card\.json: not a readable card"):
         read_card(tmp_path / "registry", "v0001")
+    payload = pickle.dumps({"not": "a model"})  # a pickle whose card matches it
+    (tmp_path / "registry" / "v0001" / "model.keras").write_bytes(payload)
+    card = {"model_sha256": hashlib.sha256(payload).hexdigest(), "version": "v0001"}
+    (tmp_path / "registry" / "v0001" / "card.json").write_text(json.dumps(card))
+    with pytest.raises(RegistryError, match=r"model\.keras: not a Keras model") as err:
+        load_model(tmp_path / "registry", "v0001")
+    assert "\n" not in str(err.value)
 
 
 def test_labels_true_is_not_one_and_export_escapes_formulas(fresh_store, tmp_path):

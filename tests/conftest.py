@@ -235,14 +235,15 @@ def dask_scheduler():
     address = f"tcp://127.0.0.1:{port}"
     dask_cli = str(Path(sys.executable).with_name("dask"))
     scheduler = [dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port)]
-    procs = [subprocess.Popen([*scheduler, "--no-dashboard"], stderr=subprocess.DEVNULL)]
+    # --no-dashboard alone still serves one on :8787 (distributed's CLI): a free
+    # loopback port keeps 8787 for the flows' own clusters.
+    quiet = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+    procs = [subprocess.Popen([*scheduler, *quiet], stderr=subprocess.DEVNULL)]
     try:
         for name in ("w1", "w2"):
             worker = [dask_cli, "worker", address, "--nthreads", "1", "--nworkers", "1"]
             procs.append(
-                subprocess.Popen(
-                    [*worker, "--name", name, "--no-dashboard"], stderr=subprocess.DEVNULL
-                )
+                subprocess.Popen([*worker, "--name", name, *quiet], stderr=subprocess.DEVNULL)
             )
         # Not the default client: flows that start their own local cluster (and the
         # workers' environment) must not be routed to this scheduler.

@@ -14,7 +14,7 @@ import time
 import numcodecs
 import numcodecs.blosc
 
-from xrdmap.store import open_store, samples
+from xrdmap.store import open_store, sample_group, samples
 
 CANDIDATES = [
     ("lz4", 5, numcodecs.Blosc.SHUFFLE),
@@ -35,7 +35,7 @@ def main() -> None:
     numcodecs.blosc.use_threads = False
     numcodecs.blosc.set_nthreads(1)
     root = open_store(args.store)
-    frames = root[samples(root)[0]]["frames"][: args.frames]
+    frames = sample_group(root, samples(root)[0])["frames"][: args.frames]
     chunk = frames[:100]  # one Zarr chunk of frames, as stored
     print(f"{len(frames)} frames of {frames.shape[1:]} int32, chunks of {len(chunk)} frames")
     print(f"{'codec':28} {'ratio':>6} {'encode ms/frame':>16} {'decode ms/frame':>16}")

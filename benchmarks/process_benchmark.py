@@ -118,12 +118,12 @@ def end_to_end(beamtime: str, store: str, workers: int | None) -> dict:
 def integration_stage(store: str, n_frames: int) -> dict:
     from xrdmap.config import load_process
     from xrdmap.integrate import BatchIntegrator, load_geometry, load_mask
-    from xrdmap.store import ROOT_ATTR, open_store, samples
+    from xrdmap.store import ROOT_ATTR, open_store, sample_group, samples
 
     root = open_store(store)
     geo = root.attrs[ROOT_ATTR]["geometry"]
     sample = samples(root)[0]
-    frames = root[sample]["frames"][:n_frames]
+    frames = sample_group(root, sample)["frames"][:n_frames]
     cfg = load_process().integration
     ai = load_geometry(geo["poni_file"])
     mask = load_mask(geo["mask_file"], frames.shape[1:])

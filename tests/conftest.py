@@ -172,8 +172,8 @@ def fresh_store(tiny_store, tmp_path):
     shutil.copytree(tiny_store, path)
     root = zarr.open_group(path, mode="r+")
     for sample in root.attrs["xrdmap"]["samples"]:
-        if "confidence" in root[sample]:
-            del root[sample]["confidence"]
+        if "confidence" in root[f"samples/{sample}"]:
+            del root[f"samples/{sample}"]["confidence"]
     for name in ("labels",):
         if name in root:
             del root[name]

@@ -198,8 +198,7 @@ def discover_beamtime(root: str | Path, *, require_complete: bool = True) -> Bea
     )
 
 
-#: Names a sample cannot have: the store's own groups, hidden or path-like names.
-RESERVED_SAMPLE_NAMES = ("labels", "confidence")
+#: A sample name is a folder name: no hidden or path-like names.
 _SAMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -214,8 +213,6 @@ def _sample_names(path: Path, names: object) -> list[str]:
                 f"{path}: samples: {name!r} is not a sample folder name "
                 "(letters, digits, _ . -; not starting with . or -)"
             )
-        if name in RESERVED_SAMPLE_NAMES:
-            raise BeamtimeError(f"{path}: samples: {name!r} is reserved for the store's own data")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise BeamtimeError(f"{path}: samples: {', '.join(twice)} listed twice")

@@ -4,20 +4,21 @@ Every other module asks this one where things are: the samples, their patterns, 
 confidences of each model version and which is the latest, the labels group, and the
 local folders beside the store where maps and relabel queues go.
 
-One group per sample::
+One group per sample, under ``samples/`` (so that a sample's name never meets the
+store's own groups; stores of layout 1 have them at the root)::
 
-    <sample>/frames        (n, ny, nx) int32   raw frames, chunks of frames_chunk_frames
-    <sample>/patterns      (n, npt) float32    azimuthally integrated intensity
-    <sample>/sigma         (n, npt) float32    its standard error (Poisson model)
-    <sample>/tth_deg       (npt,) float64      2theta bin centres
-    <sample>/positions     (n, 2) float64      x_um, y_um motor positions
-    <sample>/status        (n,) uint8          0 = ok; codes in the attributes
-    <sample>/reason        (n,) str            why a point was quarantined ("" if ok)
-    <sample>/input_checksum (n,) str           the frame's checksum as read
-    <sample>/chunk_done    (n_chunks,) uint8   1 once a chunk's outputs are all written
-    <sample>/chunk_source  (n_chunks,) str     the identity of the frame files a chunk
+    samples/<sample>/frames        (n, ny, nx) int32   raw frames, chunks of frames_chunk_frames
+    samples/<sample>/patterns      (n, npt) float32    azimuthally integrated intensity
+    samples/<sample>/sigma         (n, npt) float32    its standard error (Poisson model)
+    samples/<sample>/tth_deg       (npt,) float64      2theta bin centres
+    samples/<sample>/positions     (n, 2) float64      x_um, y_um motor positions
+    samples/<sample>/status        (n,) uint8          0 = ok; codes in the attributes
+    samples/<sample>/reason        (n,) str            why a point was quarantined ("" if ok)
+    samples/<sample>/input_checksum (n,) str           the frame's checksum as read
+    samples/<sample>/chunk_done    (n_chunks,) uint8   1 once a chunk's outputs are all written
+    samples/<sample>/chunk_source  (n_chunks,) str     the identity of the frame files a chunk
                                                was read from (checked before resuming)
-    <sample>/confidence/<version> (n, 9) float32  per-class confidences of a model
+    samples/<sample>/confidence/<version> (n, 9) float32  per-class confidences of a model
                                         version; group attrs "latest", "versions"
     labels/                              the expert labels (:mod:`xrdmap.label_store`)
 
@@ -51,14 +52,17 @@ from xrdmap.errors import StoreError
 from xrdmap.framesource import STATUS_MEANING, STATUS_OK, STATUS_PENDING
 from xrdmap.hashing import sha256_json
 
-#: 2: path-free settings record, beamtime.json in it, chunk_source per chunk.
-LAYOUT_VERSION = 2
+#: 2: path-free settings record, beamtime.json in it, chunk_source per chunk;
+#: 3: samples under ``samples/``.
+LAYOUT_VERSION = 3
 #: The root attribute that holds the layout record (samples, provenance, digest).
 ROOT_ATTR = "xrdmap"
 #: Per-sample group of the confidences, one array per model version.
 CONFIDENCE = "confidence"
 #: Root group of the expert labels.
 LABELS_GROUP = "labels"
+#: Root group of the samples: their names never meet the store's own groups.
+SAMPLES_GROUP = "samples"
 MAPS_SUFFIX = "-maps"
 QUEUE_SUFFIX = "-queue"
 
@@ -196,7 +200,7 @@ def _create_sample(
     detector_shape: tuple[int, int],
 ) -> None:
     n, npt, c = sample.n_points, len(tth_deg), cfg.chunk_frames
-    g = root.require_group(sample.name)
+    g = root.require_group(SAMPLES_GROUP).require_group(sample.name)
     g.attrs.update(
         {
             "sample": sample.name,
@@ -324,6 +328,11 @@ def open_store(store: str, mode: str = "r") -> zarr.Group:
     return root
 
 
+def sample_group(root: zarr.Group, sample: str) -> zarr.Group:
+    """The group of ``sample``: ``samples/<sample>`` (at the root in stores of layout 1)."""
+    return root[SAMPLES_GROUP][sample] if SAMPLES_GROUP in root else root[sample]
+
+
 def samples(root: zarr.Group) -> list[str]:
     """The store's samples, in beamtime order."""
     return list(root.attrs[ROOT_ATTR]["samples"])
@@ -332,12 +341,12 @@ def samples(root: zarr.Group) -> list[str]:
 def sample_sizes(store: str) -> dict[str, int]:
     """Points per sample of a store written by ``xrdmap process``, in sample order."""
     root = open_store(store)
-    return {s: root[s]["status"].shape[0] for s in samples(root)}
+    return {s: sample_group(root, s)["status"].shape[0] for s in samples(root)}
 
 
 def tth_axis(root: zarr.Group) -> np.ndarray:
     """(nbins,) 2theta bin centres in degrees (one axis for every sample)."""
-    return root[samples(root)[0]]["tth_deg"][:]
+    return sample_group(root, samples(root)[0])["tth_deg"][:]
 
 
 def stored_wavelength_a(root: zarr.Group) -> float:
@@ -355,12 +364,12 @@ def settings_sha256(root: zarr.Group) -> str:
 
 def done_chunks(root: zarr.Group, sample: str) -> np.ndarray:
     """(n_chunks,) bool: which task chunks of ``sample`` are complete."""
-    return root[sample]["chunk_done"][:].astype(bool)
+    return sample_group(root, sample)["chunk_done"][:].astype(bool)
 
 
 def chunk_sources(root: zarr.Group, sample: str) -> np.ndarray:
     """(n_chunks,) str: the identity of the frame files each done chunk was read from."""
-    return root[sample]["chunk_source"][:]
+    return sample_group(root, sample)["chunk_source"][:]
 
 
 # One chunk of ingestion: frames as they are read, then the chunk's results, done last.
@@ -368,7 +377,7 @@ def chunk_sources(root: zarr.Group, sample: str) -> np.ndarray:
 
 def open_chunk(store: str, region: ChunkRegion) -> zarr.Group | None:
     """The sample group to write ``region`` into, or None when that chunk is done."""
-    group = zarr.open_group(store, mode="r+")[region.sample]
+    group = sample_group(zarr.open_group(store, mode="r+"), region.sample)
     return None if group["chunk_done"][region.index] else group
 
 
@@ -409,8 +418,8 @@ def sample_grid(
 ) -> tuple[tuple[int, int], tuple[float, float, float, float]]:
     """The sample's (rows, cols) scan grid and its imshow extent in um (left, right,
     bottom, top), each point's pixel centred on its motor position."""
-    rows, cols = root[sample].attrs["grid_shape"]
-    pos = root[sample]["positions"][:]
+    rows, cols = sample_group(root, sample).attrs["grid_shape"]
+    pos = sample_group(root, sample)["positions"][:]
     sx = (pos[:, 0].max() - pos[:, 0].min()) / max(cols - 1, 1)
     sy = (pos[:, 1].max() - pos[:, 1].min()) / max(rows - 1, 1)
     extent = (
@@ -424,18 +433,18 @@ def sample_grid(
 
 def point_pattern(root: zarr.Group, sample: str, point: int) -> tuple[np.ndarray, np.ndarray]:
     """(2theta axis in degrees, intensity) of one point."""
-    group = root[sample]
+    group = sample_group(root, sample)
     return group["tth_deg"][:], group["patterns"][point]
 
 
 def point_position(root: zarr.Group, sample: str, point: int) -> np.ndarray:
     """(x_um, y_um) of one point."""
-    return root[sample]["positions"][point]
+    return sample_group(root, sample)["positions"][point]
 
 
 def mean_intensity(root: zarr.Group, sample: str) -> np.ndarray:
     """(n,) mean integrated intensity of each point of ``sample`` (NaN: quarantined)."""
-    return np.nanmean(root[sample]["patterns"][:], axis=1)
+    return np.nanmean(sample_group(root, sample)["patterns"][:], axis=1)
 
 
 # The pipeline record: which stages ran on the store (the watcher skips recorded ones).
@@ -458,7 +467,7 @@ def write_root_record(store: str, name: str, record: dict) -> None:
 def labeled_point_patterns(root: zarr.Group, sample: str, points: np.ndarray) -> np.ndarray:
     """(len(points), nbins) patterns of ``points`` of ``sample``; points without a valid
     pattern (quarantined) raise :class:`StoreError` naming them."""
-    group = root[sample]
+    group = sample_group(root, sample)
     points = np.asarray(points, dtype=np.int64)
     bad = points[group["status"].get_orthogonal_selection(points) != STATUS_OK]
     if bad.size:
@@ -469,7 +478,7 @@ def labeled_point_patterns(root: zarr.Group, sample: str, points: np.ndarray) ->
 def random_valid_points(root: zarr.Group, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(patterns, sigma) of up to ``n`` valid points drawn at random over all samples."""
     names = samples(root)
-    sizes = np.array([root[s]["status"].shape[0] for s in names])
+    sizes = np.array([sample_group(root, s)["status"].shape[0] for s in names])
     picks = np.random.default_rng(seed).choice(sizes.sum(), min(n, sizes.sum()), False)
     starts = np.concatenate([[0], np.cumsum(sizes)])
     patterns, sigma = [], []
@@ -477,7 +486,7 @@ def random_valid_points(root: zarr.Group, n: int, seed: int) -> tuple[np.ndarray
         points = np.sort(picks[(picks >= starts[k]) & (picks < starts[k + 1])] - starts[k])
         if points.size == 0:
             continue
-        group = root[sample]
+        group = sample_group(root, sample)
         points = points[group["status"].get_orthogonal_selection(points) == STATUS_OK]
         patterns.append(group["patterns"].get_orthogonal_selection((points, slice(None))))
         sigma.append(group["sigma"].get_orthogonal_selection((points, slice(None))))
@@ -518,13 +527,13 @@ def load_store_points(store: str) -> StorePoints:
     """
     root = open_store(store)
     names = samples(root)
-    status = [root[s]["status"][:] for s in names]
+    status = [sample_group(root, s)["status"][:] for s in names]
     return StorePoints(
         samples=names,
-        patterns=np.concatenate([root[s]["patterns"][:] for s in names]),
+        patterns=np.concatenate([sample_group(root, s)["patterns"][:] for s in names]),
         groups=np.concatenate([np.full(len(st), s) for s, st in zip(names, status, strict=True)]),
         points=np.concatenate([np.arange(len(st)) for st in status]),
-        xy=np.concatenate([root[s]["positions"][:] for s in names]),
+        xy=np.concatenate([sample_group(root, s)["positions"][:] for s in names]),
         valid=np.concatenate(status) == STATUS_OK,
     )
 
@@ -563,7 +572,7 @@ def create_confidences(
     """
     with writing(store):
         root = open_store(store, mode="r+")
-        groups = [root[sample].require_group(CONFIDENCE) for sample in samples(root)]
+        groups = [sample_group(root, sample).require_group(CONFIDENCE) for sample in samples(root)]
         for group in groups:  # arrays of this version left unpublished by a killed run
             published = set(group.attrs.get("published", {}).values())
             for key in list(group.array_keys()):
@@ -576,7 +585,7 @@ def create_confidences(
         n_classes = len(attributes["classes"])
         regions = []
         for sample, group in zip(samples(root), groups, strict=True):
-            n = root[sample]["patterns"].shape[0]
+            n = sample_group(root, sample)["patterns"].shape[0]
             group.create_array(
                 name,
                 shape=(n, n_classes),
@@ -597,14 +606,14 @@ def create_confidences(
 
 def read_patterns(store: str, region: ChunkRegion) -> np.ndarray:
     """(n, nbins) integrated patterns of one region (NaN rows: quarantined points)."""
-    group = zarr.open_group(store, mode="r")[region.sample]
+    group = sample_group(zarr.open_group(store, mode="r"), region.sample)
     return group["patterns"][region.start : region.stop]
 
 
 def write_confidences(store: str, region: ChunkRegion, name: str, values: np.ndarray) -> None:
     """Write one region's (n, n_classes) confidences into the unpublished array ``name``."""
     with writing(store):
-        group = zarr.open_group(store, mode="r+")[region.sample]
+        group = sample_group(zarr.open_group(store, mode="r+"), region.sample)
         group[CONFIDENCE][name][region.start : region.stop] = values
 
 
@@ -619,14 +628,15 @@ def _published(group: zarr.Group, version: str) -> str | None:
 def has_confidences(root: zarr.Group, version: str) -> bool:
     """Whether every sample has published confidences of ``version``."""
     return all(
-        CONFIDENCE in root[s] and _published(root[s][CONFIDENCE], version) is not None
+        CONFIDENCE in sample_group(root, s)
+        and _published(sample_group(root, s)[CONFIDENCE], version) is not None
         for s in samples(root)
     )
 
 
 def read_confidences(root: zarr.Group, sample: str, version: str) -> np.ndarray:
     """(n, n_classes) published confidences of ``sample`` by model ``version``."""
-    group = root[sample]
+    group = sample_group(root, sample)
     name = _published(group[CONFIDENCE], version) if CONFIDENCE in group else None
     if name is None:
         raise StoreError(
@@ -638,7 +648,7 @@ def read_confidences(root: zarr.Group, sample: str, version: str) -> np.ndarray:
 def latest_predicted(store: str) -> str:
     """The model version of the store's latest confidences ("" before any prediction)."""
     root = open_store(store)
-    first = root[samples(root)[0]]
+    first = sample_group(root, samples(root)[0])
     return first[CONFIDENCE].attrs.get("latest", "") if CONFIDENCE in first else ""
 
 
@@ -648,7 +658,7 @@ def publish_confidences(store: str, version: str, name: str) -> None:
     with writing(store):
         root = open_store(store, mode="r+")
         for sample in samples(root):
-            group = root[sample][CONFIDENCE]
+            group = sample_group(root, sample)[CONFIDENCE]
             group[name].attrs["complete"] = True
             replaced = _published(group, version)
             published = {**group.attrs.get("published", {}), version: name}

@@ -45,7 +45,6 @@ def _edit_json(path, **changes):
         ({"samples": [123]}, "samples: 123 is not a sample folder name"),
         ({"samples": "A_urban"}, "samples: give a non-empty list"),
         ({"samples": ["A_urban", "A_urban"]}, "samples: A_urban listed twice"),
-        ({"samples": ["labels"]}, "samples: 'labels' is reserved"),
         ({"samples": ["../A_urban"]}, "is not a sample folder name"),
         ({"geometry": None}, "geometry: give the PONI file's name"),
         ({"instrument": {"count_cutoff": "abc"}}, "instrument.count_cutoff: 'abc' is not a"),

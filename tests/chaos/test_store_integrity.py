@@ -20,7 +20,8 @@ from xrdmap.config import load_process
 from xrdmap.errors import StoreError
 from xrdmap.evaluation import evaluate_store
 from xrdmap.ingest import process_chunk
-from xrdmap.label_store import stored_labels
+from xrdmap.label_store import import_labels, stored_labels
+from xrdmap.labels import read_labels_csv
 from xrdmap.locks import WRITE, store_lock
 from xrdmap.plan import plan_beamtime
 from xrdmap.store import (
@@ -30,6 +31,7 @@ from xrdmap.store import (
     open_store,
     publish_confidences,
     read_confidences,
+    sample_sizes,
     write_confidences,
 )
 
@@ -120,7 +122,7 @@ def test_a_killed_prediction_leaves_the_published_version_untouched(fresh_store)
     for r in regions:
         write_confidences(store, r, final, np.full((r.stop - r.start, 9), 0.1, np.float32))
     publish_confidences(store, "v0001", final)
-    group = zarr.open_group(store, mode="r")["A_urban"]["confidence"]
+    group = zarr.open_group(store, mode="r")["samples/A_urban/confidence"]
     assert sorted(group.array_keys()) == sorted([final, new])  # v0002 run left for its re-run
     assert (read_confidences(open_store(store), "A_urban", "v0001") == np.float32(0.1)).all()
 
@@ -210,3 +212,18 @@ def test_a_second_process_run_on_a_busy_store_is_refused(prefect_server, beamtim
         first.kill()
         first.wait()
     assert not (tmp_path / "s.zarr").exists()  # the refused run wrote nothing
+
+
+def test_a_sample_named_like_the_stores_own_groups_is_just_a_sample(beamtime, cfg, tmp_path):
+    """Samples live under samples/: one named "labels" neither breaks nor meets the
+    labels table."""
+    (beamtime / "A_urban").rename(beamtime / "labels")
+    meta = json.loads((beamtime / "beamtime.json").read_text())
+    meta["samples"] = ["labels", "B_marine"]
+    (beamtime / "beamtime.json").write_text(json.dumps(meta))
+    store = tmp_path / "s.zarr"
+    _processed(beamtime, store, cfg)
+    path = _labels_csv(tmp_path / "l.csv", "labels", [1, 2])
+    import_labels(str(store), read_labels_csv(path, sample_sizes(str(store))), origin="t")
+    assert stored_labels(str(store))["sample"].tolist() == ["labels", "labels"]
+    assert open_store(str(store))["samples/labels/status"].shape == (320,)

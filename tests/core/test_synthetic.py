@@ -98,7 +98,7 @@ def test_store_synthesizer_uses_the_store_axis_and_wavelength(tiny_store, phases
     root = zarr.open_group(tiny_store, mode="r")
     assert stored_wavelength_a(root) == pytest.approx(instrument.wavelength_a)
     synth = store_synthesizer(tiny_store, phases, n_backgrounds=50, seed=0)
-    np.testing.assert_array_equal(synth.tth, root["A_urban"]["tth_deg"][:])
+    np.testing.assert_array_equal(synth.tth, root["samples/A_urban/tth_deg"][:])
     assert synth.backgrounds.shape == (50, synth.tth.size)
     x, y = synth.draw(20, np.random.default_rng(0))
     assert np.isfinite(x).all() and set(np.unique(y)) <= {UNKNOWN, 0, 1}

@@ -67,7 +67,7 @@ def test_rounds_wait_for_labels_resume_and_retrain(
     assert (record.round, record.labels, record.model, record.queried_by) == (1, 8, "v0001", "")
     assert 0 <= record.unsure_share <= 1
     root = zarr.open_group(store, mode="r")
-    assert root["A_urban"]["confidence"].attrs["latest"] == "v0001"
+    assert root["samples/A_urban/confidence"].attrs["latest"] == "v0001"
     rounds = pd.read_csv(tmp_path / "copy.zarr-queue" / "rounds.csv")
     assert rounds["model"].tolist() == ["v0001"] and rounds["labels"].tolist() == [8]
 
@@ -103,4 +103,4 @@ def test_rounds_predict_on_the_configured_scheduler(
     assert record.model == "v0001" and record.labels == 40
     assert any(dask_scheduler.client.run(predicted_here).values())
     root = zarr.open_group(store, mode="r")
-    assert root["B_marine"]["confidence"].attrs["latest"] == "v0001"
+    assert root["samples/B_marine/confidence"].attrs["latest"] == "v0001"

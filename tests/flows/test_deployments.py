@@ -223,7 +223,7 @@ def test_deployments_run_backfill_is_safe_twice_and_the_watcher_starts_once(
     )
     assert pipeline_record(str(stores / "bt1.zarr"))["model_version"] == "v0001"
     root = zarr.open_group(str(stores / "bt1.zarr"), mode="r")
-    assert root["A_urban"]["confidence"].attrs["latest"] == "v0001"
+    assert root["samples/A_urban/confidence"].attrs["latest"] == "v0001"
     assert (stores / "bt1.zarr-maps" / "v0001" / "overview.png").is_file()
 
     shutil.copytree(tmp / "beamtimes" / "bt1", tmp / "beamtimes" / "bt2")

@@ -52,14 +52,14 @@ def test_predict_keeps_every_version_and_draws_maps(
     )
     assert (first.version, latest.version) == (v1, v2) and latest.n_points == 731
     root = zarr.open_group(tiny_store, mode="r")
-    group = root["A_urban"]["confidence"]
+    group = root["samples/A_urban/confidence"]
     assert group.attrs["latest"] == v2 and group.attrs["versions"] == [v1, v2]
     c1, c2 = group[v1][:], group[v2][:]
     assert c1.shape == (320, len(CLASS_NAMES)) and ((c1 >= 0) & (c1 <= 1)).all()
     assert group[v1].attrs["classes"] == list(CLASS_NAMES)
     assert group[v1].attrs["model_version"] == v1 and not np.allclose(c1, c2)
     direct = load_model(registry, v1).predict(
-        pattern_features(root["A_urban"]["patterns"][:5]), verbose=0
+        pattern_features(root["samples/A_urban/patterns"][:5]), verbose=0
     )
     np.testing.assert_allclose(c1[:5], direct, atol=1e-5)
     names = sorted(p.rsplit("/", 1)[-1] for p in latest.maps)

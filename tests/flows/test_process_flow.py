@@ -48,7 +48,7 @@ def test_store_layout(processed, tiny_beamtime):
     prov = root.attrs["xrdmap"]
     assert prov["software"]["pyFAI"] and prov["geometry"]["poni_sha256"]
     assert prov["integration"]["npt"] == 300 and prov["samples"] == ["A_urban", "B_marine"]
-    g = root["A_urban"]
+    g = root["samples/A_urban"]
     assert g["frames"].shape == (320, 195, 487) and g["frames"].chunks == (32, 195, 487)
     assert g["patterns"].shape == (320, 300) and g["patterns"].chunks == (128, 300)
     assert g["patterns"].metadata.dimension_names == ("point", "tth")
@@ -63,7 +63,7 @@ def test_store_layout(processed, tiny_beamtime):
 
 def test_frames_and_patterns_match_the_raw_data(processed, tiny_beamtime, integrate):
     _, store = processed
-    g = zarr.open_group(store, mode="r")["B_marine"]
+    g = zarr.open_group(store, mode="r")["samples/B_marine"]
     frames_dir = tiny_beamtime.beamtime_dir / "B_marine" / "frames"
     for point in (0, 150, 410):
         raw = fabio.open(str(frames_dir / f"B_marine_{point + 1:06d}.cbf")).data
@@ -76,7 +76,7 @@ def test_frames_and_patterns_match_the_raw_data(processed, tiny_beamtime, integr
 def test_readable_with_xarray(processed):
     xr = pytest.importorskip("xarray")
     _, store = processed
-    ds = xr.open_zarr(store, group="A_urban", consolidated=False)
+    ds = xr.open_zarr(store, group="samples/A_urban", consolidated=False)
     assert ds["patterns"].dims == ("point", "tth")
     assert ds["frames"].dims == ("point", "y_px", "x_px")
 
@@ -143,7 +143,7 @@ def test_bad_frames_are_quarantined_and_input_untouched(
         ("A_urban", 200, STATUS_MISSING),
         ("A_urban", 300, STATUS_WRONG_SHAPE),
     ]
-    g = zarr.open_group(tmp_path / "q.zarr", mode="r")["A_urban"]
+    g = zarr.open_group(tmp_path / "q.zarr", mode="r")["samples/A_urban"]
     status, patterns = g["status"][:], g["patterns"][:]
     assert np.isnan(patterns[[10, 200, 300]]).all()
     assert not np.isnan(np.delete(patterns, [10, 200, 300], axis=0)).any()
@@ -184,7 +184,9 @@ def test_sigkill_then_resume(processed, tiny_beamtime, tmp_path):
     def n_done():
         try:
             root = zarr.open_group(store, mode="r")
-            return sum(int(root[s]["chunk_done"][:].sum()) for s in ("A_urban", "B_marine"))
+            return sum(
+                int(root[f"samples/{s}"]["chunk_done"][:].sum()) for s in ("A_urban", "B_marine")
+            )
         except (FileNotFoundError, KeyError):
             return 0
 
@@ -209,7 +211,9 @@ def test_sigkill_then_resume(processed, tiny_beamtime, tmp_path):
     a, b = zarr.open_group(store, mode="r"), zarr.open_group(reference, mode="r")
     for sample in ("A_urban", "B_marine"):
         for name in ("frames", "patterns", "sigma", "status", "input_checksum"):
-            np.testing.assert_array_equal(a[sample][name][:], b[sample][name][:], err_msg=name)
+            np.testing.assert_array_equal(
+                a[f"samples/{sample}/{name}"][:], b[f"samples/{sample}/{name}"][:], err_msg=name
+            )
 
 
 def test_nexus_beamtime_gives_the_same_patterns_as_cbf(prefect_server, small_cfg, tmp_path):
@@ -224,7 +228,7 @@ def test_nexus_beamtime_gives_the_same_patterns_as_cbf(prefect_server, small_cfg
         bt = simulate_beamtime(tmp_path / fmt, preset="n", seed=4, fmt=fmt, progress=False, sim=sim)
         summary = run(bt.beamtime_dir, tmp_path / f"{fmt}.zarr", small_cfg)
         assert summary.frames_processed == 144 and not summary.quarantined
-        stores[fmt] = zarr.open_group(tmp_path / f"{fmt}.zarr", mode="r")["N"]
+        stores[fmt] = zarr.open_group(tmp_path / f"{fmt}.zarr", mode="r")["samples/N"]
     assert all(c.startswith("sha256:") for c in stores["hdf5"]["input_checksum"][:])
     for name in ("frames", "patterns", "sigma", "status"):
         np.testing.assert_array_equal(stores["cbf"][name][:], stores["hdf5"][name][:])

@@ -48,7 +48,9 @@ def test_process_into_s3_equals_local_and_resumes(
     remote, local = zarr.open_group(store, mode="r"), zarr.open_group(tiny_store, mode="r")
     for sample in ("A_urban", "B_marine"):
         for name in ("patterns", "sigma", "status", "frames"):
-            np.testing.assert_array_equal(remote[sample][name][:], local[sample][name][:])
+            np.testing.assert_array_equal(
+                remote[f"samples/{sample}/{name}"][:], local[f"samples/{sample}/{name}"][:]
+            )
     again = run_process_beamtime(str(tiny_beamtime.beamtime_dir), store, cfg)
     assert again.frames_processed == 0
     assert os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")

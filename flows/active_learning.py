@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from prefect import flow, get_run_logger
 
@@ -18,7 +17,6 @@ from tasks.active_learning import (
     train_model,
     wait_for_labels,
 )
-from xrdmap.active.queue import QUEUE_FILE
 from xrdmap.active.scores import DEFAULT_SCORE
 from xrdmap.active.strategies import DEFAULT_STRATEGY
 from xrdmap.config import (
@@ -100,9 +98,8 @@ def active_learning(
     dask = dask or load_process(conf_file(conf_dir, "process.yaml")).dask
     records = []
     for k in range(rounds):
-        asked_by, queue_dir, existing = open_round(store)
-        if existing:
-            queue_csv = str(Path(queue_dir) / QUEUE_FILE)
+        asked_by, queue_dir, queue_csv = open_round(store)
+        if queue_csv:
             logger.info("round %d: going on with the existing queue %s", k + 1, queue_csv)
         else:
             queue_csv, _ = build_relabel_queue(

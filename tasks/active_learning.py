@@ -14,18 +14,18 @@ from models.train import train_version
 from tasks.report import store_artifact_key
 from xrdmap.active.query import query_points, store_unsure_fraction
 from xrdmap.active.queue import (
-    COLD_START_DIR,
     QUEUE_FILE,
     append_round,
     new_queue_dir,
     pending_rows,
+    queue_dir,
     read_queue,
     write_queue,
 )
 from xrdmap.config import PhasesConfig, TrainConfig
 from xrdmap.label_store import labeled_points, stored_labels
 from xrdmap.phases import store_reference_lines
-from xrdmap.store import latest_predicted, queue_root
+from xrdmap.store import latest_predicted
 
 
 class LabelsTimeoutError(TimeoutError):
@@ -65,12 +65,13 @@ def build_relabel_queue(
 
 
 @task(name="open-round", cache_policy=NO_CACHE)
-def open_round(store: str) -> tuple[str, str, bool]:
-    """(model version the round's query uses, its queue folder, whether that queue
+def open_round(store: str) -> tuple[str, str, str | None]:
+    """(model version the round's query uses, its queue folder, that queue's CSV if it
     exists): a round that stopped while waiting goes on with its queue."""
     asked_by = latest_predicted(store)
-    queue_dir = queue_root(store) / (asked_by or COLD_START_DIR)
-    return asked_by, str(queue_dir), (queue_dir / QUEUE_FILE).is_file()
+    folder = queue_dir(store, asked_by)
+    existing = folder / QUEUE_FILE
+    return asked_by, str(folder), str(existing) if existing.is_file() else None
 
 
 @task(name="wait-for-labels", cache_policy=NO_CACHE)

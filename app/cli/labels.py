@@ -34,12 +34,11 @@ def label_ui(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.label_page import create_app
-    from xrdmap.active.queue import QUEUE_FILE, newest_queue, read_queue
+    from xrdmap.active.queue import QUEUE_FILE, newest_queue
 
     store = str(args.store)
     sample_sizes(store)  # not a store: one line, before anything starts
     queue = args.queue or newest_queue(store)
-    read_queue(queue)  # not a queue folder: one line
     app = create_app(store, queue, labeler=args.labeler or "", host=args.host)
     print(f"Labeling {queue / QUEUE_FILE} at http://{args.host}:{args.port}/ (Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -42,9 +42,14 @@ PICTURES = "pictures"
 COLD_START_DIR = "cold-start"
 
 
+def queue_dir(store: str, version: str) -> Path:
+    """``<store>-queue/<version>`` (``cold-start`` before any model)."""
+    return queue_root(store) / (version or COLD_START_DIR)
+
+
 def new_queue_dir(store: str, version: str) -> Path:
     """``<store>-queue/<version>``, or the first free ``-2``, ``-3``... beside it."""
-    base = queue_root(store) / (version or COLD_START_DIR)
+    base = queue_dir(store, version)
     candidate, k = base, 1
     while candidate.exists():
         k += 1

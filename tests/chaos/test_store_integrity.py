@@ -127,6 +127,95 @@ def test_a_killed_prediction_leaves_the_published_version_untouched(fresh_store)
     assert (read_confidences(open_store(store), "A_urban", "v0001") == np.float32(0.1)).all()
 
 
+KILL_AT = textwrap.dedent("""
+    import importlib, os, runpy, signal, sys
+    module, name = sys.argv[1].rsplit(".", 1)
+    nth = int(sys.argv[2])
+    target = importlib.import_module(module)
+    real, calls = getattr(target, name), []
+    def killed(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+    setattr(target, name, killed)
+    sys.argv = sys.argv[3:]
+    exec(sys.argv[0])
+""")
+
+
+def _killed_at(target: str, nth: int, code: str, *args) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new process that dies by SIGKILL on the ``nth`` call of
+    ``target`` (``package.module.function``): no cleanup, no finally, as `kill -9`."""
+    return subprocess.run(
+        [sys.executable, "-c", KILL_AT, target, str(nth), textwrap.dedent(code), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+IMPORT = """
+    import sys
+    from xrdmap.label_store import import_labels
+    from xrdmap.labels import read_labels_csv
+    from xrdmap.store import sample_sizes
+    store, path = sys.argv[1], sys.argv[2]
+    import_labels(store, read_labels_csv(path, sample_sizes(store)), origin=path)
+"""
+
+
+def test_a_label_import_killed_before_its_commit_loses_nothing(fresh_store, tmp_path):
+    """kill -9 after the batch's arrays are written, before the table lists it: the
+    table keeps what it had, the store's locks are free, the next import commits."""
+    store = str(fresh_store)
+    first = _labels_csv(tmp_path / "first.csv", "A_urban", [1, 2, 3])
+    import_labels(store, read_labels_csv(first, sample_sizes(store)), origin="first")
+    second = _labels_csv(tmp_path / "second.csv", "A_urban", [7, 8])
+    killed = _killed_at("xrdmap.label_store.labels_sha256", 1, IMPORT, store, second)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    group = zarr.open_group(store, mode="r")["labels"]
+    assert len(list(group.group_keys())) == 2  # the killed batch's arrays are there
+    assert stored_labels(store)["point"].tolist() == [1, 2, 3]  # but not listed
+    report = import_labels(store, read_labels_csv(second, sample_sizes(store)), origin="second")
+    assert report.added == 2
+    assert sorted(stored_labels(store)["point"]) == [1, 2, 3, 7, 8]
+    assert len(list(zarr.open_group(store, mode="r")["labels"].group_keys())) == 2
+
+
+PREDICT = """
+    import sys
+    import numpy as np
+    from xrdmap.store import create_confidences, publish_confidences, write_confidences
+    store, value = sys.argv[1], float(sys.argv[2])
+    name, regions = create_confidences(store, "v0001", {"classes": list("abcdefghi")}, chunk=100)
+    for region in regions:
+        write_confidences(store, region, name, np.full((region.stop - region.start, 9), value, np.float32))
+    publish_confidences(store, "v0001", name)
+"""
+
+
+def test_a_prediction_killed_midway_leaves_the_published_version_untouched(fresh_store):
+    """kill -9 in the middle of re-predicting a published version, then again just
+    before publication: readers see the published confidences every time."""
+    store = str(fresh_store)
+    done = _killed_at("xrdmap.store.write_confidences", 10**9, PREDICT, store, 0.9)
+    assert done.returncode == 0, done.stderr
+    for target, nth in (
+        ("xrdmap.store.write_confidences", 3),
+        ("xrdmap.store.publish_confidences", 1),
+    ):
+        killed = _killed_at(target, nth, PREDICT, store, 0.1)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert latest_predicted(store) == "v0001"
+        assert (read_confidences(open_store(store), "A_urban", "v0001") == np.float32(0.9)).all()
+    rerun = _killed_at("xrdmap.store.write_confidences", 10**9, PREDICT, store, 0.1)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (read_confidences(open_store(store), "A_urban", "v0001") == np.float32(0.1)).all()
+    group = zarr.open_group(store, mode="r")["samples/A_urban/confidence"]
+    assert len(list(group.array_keys())) == 1  # the killed runs' arrays are gone
+
+
 def test_resume_refuses_frames_of_another_acquisition(beamtime, cfg, tmp_path):
     store = tmp_path / "s.zarr"
     _processed(beamtime, store, cfg, chunks=2)  # then killed

@@ -190,7 +190,8 @@ PREDICT = """
     store, value = sys.argv[1], float(sys.argv[2])
     name, regions = create_confidences(store, "v0001", {"classes": list("abcdefghi")}, chunk=100)
     for region in regions:
-        write_confidences(store, region, name, np.full((region.stop - region.start, 9), value, np.float32))
+        values = np.full((region.stop - region.start, 9), value, np.float32)
+        write_confidences(store, region, name, values)
     publish_confidences(store, "v0001", name)
 """
 

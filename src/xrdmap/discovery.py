@@ -11,86 +11,29 @@ quarantines those points.
 from __future__ import annotations
 
 import json
-import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from xrdmap.beamtime import (
+    DEFAULT_COUNT_CUTOFF,
+    Beamtime,
+    SampleScan,
+    inside,
+    missing_frames,
+)
 from xrdmap.errors import BeamtimeError
 from xrdmap.hashing import sha256_file
+from xrdmap.manifest import discover_manifest
+from xrdmap.sources import source_class, split_spec
 from xrdmap.tables import read_csv_table
 
-#: PILATUS3 counter overflow value, when beamtime.json does not say.
-DEFAULT_COUNT_CUTOFF = 1_048_575
 #: Marker files a beamline writes last: one per sample, one per beamtime.
 SCAN_COMPLETE = "SCAN_COMPLETE"
 BEAMTIME_COMPLETE = "BEAMTIME_COMPLETE"
 POINTS_COLUMNS = ("point", "row", "col", "x_um", "y_um", "file", "frame")
-
-
-@dataclass(frozen=True)
-class SampleScan:
-    """One sample's scan as the beamline described it."""
-
-    name: str
-    directory: Path
-    frame_format: str
-    grid: tuple[int, int]
-    positions_um: np.ndarray  #: (n, 2) x_um, y_um
-    files: tuple[str, ...]  #: per point, relative to ``directory``
-    frame_index: np.ndarray  #: (n,) index of the frame inside its file
-    missing: tuple[int, ...]  #: points whose frame file does not exist
-    scan: dict = field(repr=False)
-    metadata_sha256: dict[str, str] = field(repr=False)
-
-    @property
-    def n_points(self) -> int:
-        return len(self.files)
-
-    def frame_refs(self, start: int, stop: int) -> FrameRefs:
-        """Where the frames of points ``start..stop-1`` are: small enough to ship to a task."""
-        return FrameRefs(
-            directory=self.directory,
-            frame_format=self.frame_format,
-            start=start,
-            files=self.files[start:stop],
-            frame_index=self.frame_index[start:stop],
-            missing=frozenset(p for p in self.missing if start <= p < stop),
-        )
-
-
-@dataclass(frozen=True)
-class FrameRefs:
-    """Frame files of a run of consecutive points ``start..start+len(files)-1``."""
-
-    directory: Path
-    frame_format: str
-    start: int
-    files: tuple[str, ...]
-    frame_index: np.ndarray
-    missing: frozenset[int]
-
-    @property
-    def stop(self) -> int:
-        return self.start + len(self.files)
-
-
-@dataclass(frozen=True)
-class Beamtime:
-    """A beamtime folder as its metadata describes it: geometry, mask, samples."""
-
-    root: Path
-    poni_path: Path
-    mask_path: Path | None
-    count_cutoff: int
-    samples: tuple[SampleScan, ...]
-    metadata: dict = field(repr=False)
-
-    def sample(self, name: str) -> SampleScan:
-        return next(s for s in self.samples if s.name == name)
 
 
 def _read_json(path: Path) -> dict:
@@ -103,14 +46,6 @@ def _read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise BeamtimeError(f"{path}: expected a JSON object")
     return data
-
-
-def inside(root: Path, candidate: Path, *, what: str) -> Path:
-    """``candidate`` resolved, or an error when it lies outside ``root``."""
-    resolved = candidate.resolve()
-    if not resolved.is_relative_to(root.resolve()):
-        raise BeamtimeError(f"{what}: {candidate} resolves outside the beamtime folder {root}")
-    return resolved
 
 
 def _read_points(path: Path, grid: tuple[int, int]) -> pd.DataFrame:
@@ -134,38 +69,12 @@ def _read_points(path: Path, grid: tuple[int, int]) -> pd.DataFrame:
     return points
 
 
-def _missing_frames(
-    root: Path, directory: Path, files: tuple[str, ...], points_path: Path
-) -> tuple[int, ...]:
-    """Points whose frame file is absent; an error for a path that leaves ``root``.
-
-    Each folder is resolved and listed once (not each of ~10^5 files); only entries that
-    are symbolic links are resolved one by one.
-    """
-    root = root.resolve()
-    listings: dict[str, dict[str, os.DirEntry]] = {}
-    missing = []
-    for i, rel in enumerate(files):
-        parent, name = os.path.split(rel)
-        if parent not in listings:
-            folder = inside(root, directory / parent, what=f"{points_path}: line {i + 2}: file")
-            try:
-                listings[parent] = {e.name: e for e in os.scandir(folder)}
-            except (FileNotFoundError, NotADirectoryError):
-                listings[parent] = {}
-        entry = listings[parent].get(name)
-        if name in ("", ".", ".."):
-            raise BeamtimeError(f"{points_path}: line {i + 2}: file: {rel!r} is not a file name")
-        if entry is not None and entry.is_symlink():
-            inside(root, Path(entry.path), what=f"{points_path}: line {i + 2}: file")
-        if entry is None or not entry.is_file():
-            missing.append(i)
-    return tuple(missing)
-
-
 def discover_beamtime(root: str | Path, *, require_complete: bool = True) -> Beamtime:
-    """Read a beamtime folder's metadata and check every sample's frame list."""
+    """Read a beamtime's description and check every sample's frame list: ``root`` is a
+    manifest file (``xrdmap init``) or a folder with ``beamtime.json``."""
     root = Path(root)
+    if root.is_file():
+        return discover_manifest(root)
     if not root.is_dir():
         raise BeamtimeError(f"{root}: not a folder")
     path = root / "beamtime.json"
@@ -190,6 +99,7 @@ def discover_beamtime(root: str | Path, *, require_complete: bool = True) -> Bea
         samples.append(_discover_sample(root, directory, name, meta))
     return Beamtime(
         root=root.resolve(),
+        description=path.resolve(),
         poni_path=poni,
         mask_path=mask,
         count_cutoff=cutoff,
@@ -244,9 +154,6 @@ def _discover_sample(root: Path, directory: Path, name: str, meta: dict) -> Samp
     grid = (rows, cols)
     if min(grid) <= 0:
         raise BeamtimeError(f"{scan_path}: grid: rows and cols must be positive")
-    fmt = scan.get("frame_format", meta.get("frame_format"))
-    if fmt not in ("cbf", "hdf5"):
-        raise BeamtimeError(f"{scan_path}: frame_format: {fmt!r} is not cbf or hdf5")
     points_path = inside(
         root,
         directory / str(scan.get("points_file", "points.csv")),
@@ -254,11 +161,16 @@ def _discover_sample(root: Path, directory: Path, name: str, meta: dict) -> Samp
     )
     points = _read_points(points_path, grid)
     files = tuple(points["file"].astype(str))
-    missing = _missing_frames(root, directory, files, points_path)
+    missing = missing_frames(root, directory, files, str(points_path))
+    grid_index = points[["row", "col"]].to_numpy(dtype=np.int64)
+    outside = (grid_index < 0).any(axis=1) | (grid_index >= np.asarray(grid)).any(axis=1)
+    if outside.any():
+        line = int(np.flatnonzero(outside)[0]) + 2
+        raise BeamtimeError(f"{points_path}: line {line}: row, col: outside the {grid} grid")
     return SampleScan(
         name=name,
         directory=directory,
-        frame_format=fmt,
+        frame_format=source_class(Path(split_spec(files[0])[0])).family,
         grid=grid,
         positions_um=points[["x_um", "y_um"]].to_numpy(dtype=np.float64),
         files=files,
@@ -266,4 +178,6 @@ def _discover_sample(root: Path, directory: Path, name: str, meta: dict) -> Samp
         missing=tuple(missing),
         scan=scan,
         metadata_sha256={p.name: sha256_file(p) for p in (scan_path, points_path)},
+        grid_index=grid_index,
+        inputs=(directory, scan_path, points_path),
     )

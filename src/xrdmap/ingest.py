@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from xrdmap.beamtime import Beamtime
 from xrdmap.config import ProcessConfig
-from xrdmap.discovery import Beamtime, FrameRefs
-from xrdmap.framesource import (
+from xrdmap.integrate import DetectorGeometry, cached_batch_integrator
+from xrdmap.sources import (
     STATUS_MEANING,
     STATUS_NONFINITE,
     STATUS_OK,
+    FrameRefs,
     read_frames,
     source_identity,
 )
-from xrdmap.integrate import cached_batch_integrator
 from xrdmap.store import (
     ChunkRegion,
     open_chunk,
@@ -47,20 +47,18 @@ class ChunkInput:
 
     region: ChunkRegion
     frames: FrameRefs
-    poni_path: Path
-    mask_path: Path | None
-    count_cutoff: int
+    geometry: DetectorGeometry
 
 
-def chunk_inputs(beamtime: Beamtime, regions: list[ChunkRegion]) -> list[ChunkInput]:
+def chunk_inputs(
+    beamtime: Beamtime, geometry: DetectorGeometry, regions: list[ChunkRegion]
+) -> list[ChunkInput]:
     """What each task needs to ingest ``regions`` of ``beamtime``."""
     return [
         ChunkInput(
             region=r,
             frames=beamtime.sample(r.sample).frame_refs(r.start, r.stop),
-            poni_path=beamtime.poni_path,
-            mask_path=beamtime.mask_path,
-            count_cutoff=beamtime.count_cutoff,
+            geometry=geometry,
         )
         for r in regions
     ]
@@ -89,9 +87,7 @@ def process_chunk(store: str, chunk: ChunkInput, cfg: ProcessConfig) -> ChunkRep
     group = open_chunk(store, region)
     if group is None:
         return ChunkReport(region.sample, region.index, region.n_frames, skipped=True)
-    integrator = cached_batch_integrator(
-        chunk.poni_path, chunk.mask_path, cfg.integration, count_cutoff=chunk.count_cutoff
-    )
+    integrator = cached_batch_integrator(chunk.geometry, cfg.integration)
     shape = integrator.shape
     source = source_identity(chunk.frames)  # before reading: what the chunk comes from
     k = region.n_frames

@@ -23,6 +23,7 @@ from pathlib import Path
 import fabio
 import numpy as np
 import scipy.sparse as sp
+from pyFAI.detectors import Detector, detector_factory
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from pyFAI.io.ponifile import PoniFile
 
@@ -37,11 +38,25 @@ _TRANSPOSE_BLOCK = 2048
 #: The PONI lies on the detector plane; metres beyond this are a wrong value, not a
 #: detector (the largest area detectors are about 0.4 m across).
 MAX_PONI_M = 10.0
-PONI_FIELDS = ("Detector", "Distance", "Poni1", "Poni2", "Rot1", "Rot2", "Rot3", "Wavelength")
+#: Fields every PONI version (1, 2, 2.1) states; ``Detector`` may be absent.
+PONI_FIELDS = ("Distance", "Poni1", "Poni2", "Rot1", "Rot2", "Rot3", "Wavelength")
 
 
-def load_geometry(poni_path: str | Path) -> AzimuthalIntegrator:
-    """Load and check a PONI file; errors name the file and the field."""
+def load_geometry(
+    poni_path: str | Path,
+    *,
+    shape: tuple[int, int] | None = None,
+    pixel_size_m: tuple[float, float] | None = None,
+    orientation: int | None = None,
+) -> AzimuthalIntegrator:
+    """Load a PONI file with pyFAI's own reader and check it; errors name the file and
+    the field.
+
+    A PONI that names no detector (or a generic one without a shape) gets one from the
+    frames: ``shape`` and the pixel size the PONI states, else ``pixel_size_m`` (from
+    the frame header or the manifest). ``orientation`` (pyFAI's 1..4) overrides the
+    PONI's image orientation; a detector whose shape is not the frames' is refused.
+    """
     path = Path(poni_path)
     try:
         text = path.read_text()
@@ -57,7 +72,6 @@ def load_geometry(poni_path: str | Path) -> AzimuthalIntegrator:
     for name in PONI_FIELDS:
         if name not in fields:
             raise GeometryError(f"{path}: {name}: missing from the PONI file")
-    for name in PONI_FIELDS[1:]:
         try:
             value = float(fields[name])
         except ValueError:
@@ -79,14 +93,67 @@ def load_geometry(poni_path: str | Path) -> AzimuthalIntegrator:
     if not 1e-12 < float(fields["Wavelength"]) < 1e-8:
         raise GeometryError(f"{path}: Wavelength: {fields['Wavelength']} m is not an X-ray")
     try:
-        ai = AzimuthalIntegrator()
-        ai._init_from_poni(PoniFile(str(path)))
+        poni = PoniFile(str(path))
     except Exception as exc:  # pyFAI raises many types on a bad detector definition
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise GeometryError(f"{path}: Detector: {fields['Detector']!r}: {first}") from None
-    if ai.detector is None or ai.detector.shape is None:
-        raise GeometryError(f"{path}: Detector: no detector shape")
+        raise GeometryError(f"{path}: Detector: {fields.get('Detector')!r}: {first}") from None
+    detector = _detector(path, poni.detector, shape, pixel_size_m, orientation)
+    ai = AzimuthalIntegrator(
+        dist=poni.dist,
+        poni1=poni.poni1,
+        poni2=poni.poni2,
+        rot1=poni.rot1,
+        rot2=poni.rot2,
+        rot3=poni.rot3,
+        wavelength=poni.wavelength,
+        detector=detector,
+    )
     return ai
+
+
+def _detector(
+    path: Path,
+    detector: Detector | None,
+    shape: tuple[int, int] | None,
+    pixel_size_m: tuple[float, float] | None,
+    orientation: int | None,
+) -> Detector:
+    """The PONI's detector, completed from the frames where it lacks a shape or pixel
+    size, with ``orientation`` applied."""
+    pixels = None
+    if detector is not None and detector.pixel1 and detector.pixel2:
+        pixels = (detector.pixel1, detector.pixel2)
+    named = detector is not None and detector.shape is not None and pixels is not None
+    if named:
+        assert detector is not None
+        if orientation is not None and int(detector.orientation) != orientation:
+            config = {**detector.get_config(), "orientation": orientation}
+            detector = detector_factory(type(detector).__name__, config)
+    else:
+        pixels = pixels or pixel_size_m
+        if pixels is None:
+            raise GeometryError(
+                f"{path}: Detector: the PONI names no detector and no pixel size states it: "
+                "give geometry.pixel_size_um in the manifest"
+            )
+        if shape is None:
+            raise GeometryError(f"{path}: Detector: no detector shape (give frames to take it)")
+        keep = int(detector.orientation) if detector is not None else 3
+        detector = Detector(
+            pixel1=pixels[0],
+            pixel2=pixels[1],
+            max_shape=shape,
+            orientation=orientation or keep,
+        )
+    assert detector is not None
+    if detector.shape is None:
+        raise GeometryError(f"{path}: Detector: no detector shape")
+    if shape is not None and tuple(detector.shape) != tuple(shape):
+        raise GeometryError(
+            f"{path}: Detector: {type(detector).__name__} has {tuple(detector.shape)} pixels, "
+            f"the frames {tuple(shape)}"
+        )
+    return detector
 
 
 def load_mask(mask_path: str | Path | None, shape: tuple[int, int]) -> np.ndarray:
@@ -212,25 +279,40 @@ class BatchIntegrator:
         return IntegratedBlock(intensity.T.astype(np.float32), sigma.T.astype(np.float32))
 
 
+@dataclass(frozen=True)
+class DetectorGeometry:
+    """Everything that makes the integrator of a beamtime: small, shipped to tasks."""
+
+    poni_path: Path
+    mask_path: Path | None
+    count_cutoff: int
+    shape: tuple[int, int] | None = None  #: the frames' (from the first readable one)
+    pixel_size_m: tuple[float, float] | None = None  #: where the PONI names no detector
+    orientation: int | None = None  #: pyFAI's 1..4, overriding the PONI's
+
+    def load(self) -> tuple[AzimuthalIntegrator, np.ndarray]:
+        """The checked geometry and mask."""
+        ai = load_geometry(
+            self.poni_path,
+            shape=self.shape,
+            pixel_size_m=self.pixel_size_m,
+            orientation=self.orientation,
+        )
+        return ai, load_mask(self.mask_path, tuple(ai.detector.shape))
+
+
 _CACHE: dict[tuple, BatchIntegrator] = {}
 
 
-def cached_batch_integrator(
-    poni_path: str | Path,
-    mask_path: str | Path | None,
-    cfg: IntegrationConfig,
-    *,
-    count_cutoff: int,
-) -> BatchIntegrator:
+def cached_batch_integrator(geometry: DetectorGeometry, cfg: IntegrationConfig) -> BatchIntegrator:
     """One integrator per process for a given geometry, mask and settings."""
     key = (
-        sha256_file(poni_path),
-        sha256_file(mask_path) if mask_path else None,
+        sha256_file(geometry.poni_path),
+        sha256_file(geometry.mask_path) if geometry.mask_path else None,
+        geometry,
         cfg.model_dump_json(),
-        count_cutoff,
     )
     if key not in _CACHE:
-        ai = load_geometry(poni_path)
-        mask = load_mask(mask_path, tuple(ai.detector.shape))
-        _CACHE[key] = BatchIntegrator(ai, mask, cfg, count_cutoff=count_cutoff)
+        ai, mask = geometry.load()
+        _CACHE[key] = BatchIntegrator(ai, mask, cfg, count_cutoff=geometry.count_cutoff)
     return _CACHE[key]

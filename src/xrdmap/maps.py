@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import zarr
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.evaluation import THRESHOLD
-from xrdmap.store import open_store, read_confidences, sample_grid, samples
+from xrdmap.store import map_extent, on_grid, open_store, read_confidences, samples
 
 #: One colour per combination of corrosion products present (confidence >= 0.5).
 COMBINATION_COLOURS = {
@@ -27,8 +28,8 @@ COMBINATION_COLOURS = {
 QUARANTINED_COLOUR = "#9e9e9e"
 
 
-def phase_rgb(confidence: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """(rows, cols, 3) image, one colour per combination of products present."""
+def phase_rgb(confidence: np.ndarray) -> np.ndarray:
+    """(n, 3) colour of each point, one per combination of products present."""
     present = {
         name: confidence[:, CLASS_NAMES.index(name)] >= THRESHOLD
         for name in ("alpha-FeOOH", "gamma-FeOOH", "Fe3O4")
@@ -40,7 +41,12 @@ def phase_rgb(confidence: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
             sel &= mask if name in combo else ~mask
         rgb[sel] = to_rgb(colour)
     rgb[np.isnan(confidence).any(axis=1)] = to_rgb(QUARANTINED_COLOUR)
-    return rgb.reshape(*grid, 3)
+    return rgb
+
+
+def phase_image(root: zarr.Group, sample: str, confidence: np.ndarray) -> np.ndarray:
+    """(rows, cols, 3) phase map; cells the scan never visited are white."""
+    return np.nan_to_num(on_grid(root, sample, phase_rgb(confidence)), nan=1.0)
 
 
 def _legend(ax) -> None:
@@ -63,7 +69,7 @@ def write_sample_maps(store: str, sample: str, version: str, out_dir: Path) -> l
     """``<sample>_confidence.png`` (one map per class) and ``<sample>_phases.png``."""
     root = open_store(store)
     conf = read_confidences(root, sample, version)
-    grid, extent = sample_grid(root, sample)
+    extent = map_extent(root, sample)
     out_dir.mkdir(parents=True, exist_ok=True)
     width = extent[1] - extent[0]
     height = extent[2] - extent[3]
@@ -73,7 +79,7 @@ def write_sample_maps(store: str, sample: str, version: str, out_dir: Path) -> l
     axes = fig.subplots(1, len(CLASS_NAMES))
     for ax, (i, name) in zip(axes, enumerate(CLASS_NAMES), strict=True):
         image = ax.imshow(
-            conf[:, i].reshape(grid),
+            on_grid(root, sample, conf[:, i]),
             cmap="cividis",
             vmin=0,
             vmax=1,
@@ -91,7 +97,7 @@ def write_sample_maps(store: str, sample: str, version: str, out_dir: Path) -> l
 
     fig = Figure(figsize=(max(3.0, 5 * width / height) + 2.5, 5.5), layout="constrained")
     ax = fig.subplots()
-    ax.imshow(phase_rgb(conf, grid), extent=extent, interpolation="nearest")
+    ax.imshow(phase_image(root, sample, conf), extent=extent, interpolation="nearest")
     ax.set_xlabel("x (um)")
     ax.set_ylabel("y (um, towards the steel)")
     ax.set_title(f"{sample}: corrosion products (model {version})", fontsize=10)
@@ -105,15 +111,15 @@ def write_overview(store: str, version: str, out_dir: Path) -> Path:
     """The phase maps of every sample side by side, same vertical scale (um)."""
     root = open_store(store)
     names = samples(root)
-    grids = {s: sample_grid(root, s) for s in names}
-    widths = [g[1][1] - g[1][0] for g in grids.values()]
+    extents = {s: map_extent(root, s) for s in names}
+    widths = [e[1] - e[0] for e in extents.values()]
     fig = Figure(figsize=(min(3 + 1.6 * len(names), 30), 6), layout="constrained")
     axes = fig.subplots(1, len(names), gridspec_kw={"width_ratios": widths}, squeeze=False)
-    top = max(g[1][2] for g in grids.values())
+    top = max(e[2] for e in extents.values())
     for ax, sample in zip(axes[0], names, strict=True):
         conf = read_confidences(root, sample, version)
-        grid, extent = grids[sample]
-        ax.imshow(phase_rgb(conf, grid), extent=extent, interpolation="nearest")
+        extent = extents[sample]
+        ax.imshow(phase_image(root, sample, conf), extent=extent, interpolation="nearest")
         ax.set_ylim(top, extent[3])
         ax.set_title(sample, fontsize=8)
         ax.set_xlabel("x (um)", fontsize=8)

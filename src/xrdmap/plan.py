@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from xrdmap.beamtime import Beamtime, SampleScan, first_frame
 from xrdmap.config import ProcessConfig
-from xrdmap.discovery import Beamtime, SampleScan, discover_beamtime
-from xrdmap.framesource import source_identity
+from xrdmap.discovery import discover_beamtime
 from xrdmap.hashing import sha256_file
 from xrdmap.ingest import ChunkInput, chunk_inputs
-from xrdmap.integrate import BatchIntegrator, load_geometry, load_mask
+from xrdmap.integrate import BatchIntegrator, DetectorGeometry
 from xrdmap.provenance import software_versions
+from xrdmap.sources import source_identity, split_spec
 from xrdmap.store import (
     ChunkRegion,
     StoreError,
@@ -35,13 +36,14 @@ class Plan:
 
     store: str
     beamtime: Beamtime
+    geometry: DetectorGeometry
     regions: tuple[ChunkRegion, ...]
     done: frozenset[tuple[str, int]]
 
     @property
     def todo(self) -> list[ChunkInput]:
         left = [r for r in self.regions if (r.sample, r.index) not in self.done]
-        return chunk_inputs(self.beamtime, left)
+        return chunk_inputs(self.beamtime, self.geometry, left)
 
     @property
     def n_frames(self) -> int:
@@ -53,6 +55,7 @@ class Inspection:
     """A beamtime whose metadata, geometry and mask have been read and checked."""
 
     beamtime: Beamtime
+    geometry: DetectorGeometry
     ai: object  #: pyFAI AzimuthalIntegrator
     mask: np.ndarray
     provenance: dict
@@ -64,13 +67,12 @@ _LAST: list[tuple[tuple[str, str], list[Path], tuple, Inspection]] = []
 
 def _inputs_of(beamtime: Beamtime) -> list[Path]:
     """Every file and folder an inspection read or listed."""
-    paths = [beamtime.root, beamtime.root / "beamtime.json", beamtime.poni_path]
+    paths = [beamtime.root, beamtime.description, beamtime.poni_path]
     if beamtime.mask_path:
         paths.append(beamtime.mask_path)
     for s in beamtime.samples:
-        folders = {f.rpartition("/")[0] for f in s.files}
-        points = s.directory / s.scan.get("points_file", "points.csv")
-        paths += [s.directory, s.directory / "scan.json", points]
+        folders = {split_spec(f)[0].rpartition("/")[0] for f in s.files}
+        paths += list(s.inputs)
         paths += [s.directory / folder for folder in sorted(folders)]
     return paths
 
@@ -107,8 +109,15 @@ def inspect_beamtime(beamtime_dir: str, cfg: ProcessConfig) -> Inspection:
 
 def _inspect(beamtime_dir: str, cfg: ProcessConfig) -> Inspection:
     beamtime = discover_beamtime(beamtime_dir)
-    ai = load_geometry(beamtime.poni_path)
-    mask = load_mask(beamtime.mask_path, tuple(ai.detector.shape))
+    geometry = DetectorGeometry(
+        poni_path=beamtime.poni_path,
+        mask_path=beamtime.mask_path,
+        count_cutoff=beamtime.count_cutoff,
+        shape=first_frame(beamtime.samples)[0],
+        pixel_size_m=beamtime.pixel_size_m,
+        orientation=beamtime.orientation,
+    )
+    ai, mask = geometry.load()
     provenance = {
         "software": software_versions(),
         "geometry": {
@@ -123,9 +132,10 @@ def _inspect(beamtime_dir: str, cfg: ProcessConfig) -> Inspection:
         "integration": cfg.integration.model_dump(),
         "compression": cfg.compression.model_dump(),
         "chunk_frames": cfg.chunk_frames,
-        "beamtime_json_sha256": sha256_file(beamtime.root / "beamtime.json"),
+        "description": beamtime.description.name,
+        "description_sha256": sha256_file(beamtime.description),
     }
-    return Inspection(beamtime, ai, mask, provenance)
+    return Inspection(beamtime, geometry, ai, mask, provenance)
 
 
 def preflight(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Inspection:
@@ -197,4 +207,10 @@ def plan_beamtime(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Plan:
         finished = [r for r in sample_regions if flags[r.index]]
         _check_same_acquisition(store, sample, finished, chunk_sources(root, sample.name))
         done |= {(sample.name, r.index) for r in finished}
-    return Plan(store=store, beamtime=beamtime, regions=tuple(regions), done=frozenset(done))
+    return Plan(
+        store=store,
+        beamtime=beamtime,
+        geometry=inspection.geometry,
+        regions=tuple(regions),
+        done=frozenset(done),
+    )

@@ -12,6 +12,7 @@ store's own groups; stores of layout 1 have them at the root)::
     samples/<sample>/sigma         (n, npt) float32    its standard error (Poisson model)
     samples/<sample>/tth_deg       (npt,) float64      2theta bin centres
     samples/<sample>/positions     (n, 2) float64      x_um, y_um motor positions
+    samples/<sample>/grid_index    (n, 2) int32        row, col of each point on the map
     samples/<sample>/status        (n,) uint8          0 = ok; codes in the attributes
     samples/<sample>/reason        (n,) str            why a point was quarantined ("" if ok)
     samples/<sample>/input_checksum (n,) str           the frame's checksum as read
@@ -46,15 +47,16 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from xrdmap.beamtime import Beamtime, SampleScan
 from xrdmap.config import CompressionConfig, ProcessConfig
-from xrdmap.discovery import Beamtime, SampleScan
 from xrdmap.errors import StoreError
-from xrdmap.framesource import STATUS_MEANING, STATUS_OK, STATUS_PENDING
 from xrdmap.hashing import sha256_json
+from xrdmap.sources import STATUS_MEANING, STATUS_OK, STATUS_PENDING
 
 #: 2: path-free settings record, beamtime.json in it, chunk_source per chunk;
-#: 3: samples under ``samples/``.
-LAYOUT_VERSION = 3
+#: 3: samples under ``samples/``; 4: ``grid_index`` per sample (maps of snake and
+#: fly scans; older stores are read as row-major).
+LAYOUT_VERSION = 4
 #: The root attribute that holds the layout record (samples, provenance, digest).
 ROOT_ATTR = "xrdmap"
 #: Per-sample group of the confidences, one array per model version.
@@ -104,18 +106,24 @@ def chunk_regions(sample: str, n_points: int, chunk_frames: int) -> list[ChunkRe
 
 def store_settings(beamtime: Beamtime, cfg: ProcessConfig, provenance: dict) -> dict:
     """What makes a store's contents, by content and not by path (a beamtime moved to
-    another folder resumes): the layout, the acquisition's metadata files (beamtime.json,
-    each sample's scan and points), the PONI and mask, the processing settings."""
+    another folder resumes): the layout, the acquisition's description (beamtime.json or
+    the manifest, each sample's frames and positions), the PONI and mask, what completes
+    the PONI (pixel size, orientation, when given), the processing settings."""
     geometry = provenance["geometry"]
-    return {
+    settings = {
         "layout": LAYOUT_VERSION,
-        "beamtime.json": provenance["beamtime_json_sha256"],
+        provenance["description"]: provenance["description_sha256"],
         "samples": [[s.name, s.n_points, s.metadata_sha256] for s in beamtime.samples],
         "PONI": geometry["poni_sha256"],
         "mask": geometry["mask_sha256"],
         "count_cutoff": beamtime.count_cutoff,
         "process": cfg.model_dump(mode="json", exclude={"dask"}),
     }
+    if beamtime.pixel_size_m is not None:
+        settings["pixel_size_m"] = list(beamtime.pixel_size_m)
+    if beamtime.orientation is not None:
+        settings["orientation"] = beamtime.orientation
+    return settings
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -185,6 +193,7 @@ def open_or_create(
         "settings": settings,
         "settings_sha256": sha256_json(settings),
         "beamtime": str(beamtime.root),
+        "description_file": str(beamtime.description),
         "samples": [s.name for s in beamtime.samples],
         "created": datetime.now(UTC).isoformat(),
     }
@@ -243,6 +252,11 @@ def _create_sample(
     )
     pos[:] = sample.positions_um
     pos.attrs.update({"columns": ["x_um", "y_um"], "grid_shape": list(sample.grid)})
+    cell = g.create_array(
+        "grid_index", shape=(n, 2), dtype="int32", dimension_names=("point", "axis"), **common
+    )
+    cell[:] = sample.grid_index
+    cell.attrs.update({"columns": ["row", "col"], "grid_shape": list(sample.grid)})
     g.create_array(
         "status",
         shape=(n,),
@@ -413,22 +427,35 @@ def write_chunk_results(
 # Reading one sample for people: its grid on the map, one point's pattern.
 
 
-def sample_grid(
-    root: zarr.Group, sample: str
-) -> tuple[tuple[int, int], tuple[float, float, float, float]]:
-    """The sample's (rows, cols) scan grid and its imshow extent in um (left, right,
-    bottom, top), each point's pixel centred on its motor position."""
+def map_extent(root: zarr.Group, sample: str) -> tuple[float, float, float, float]:
+    """The imshow extent in um (left, right, bottom, top) of the sample's map grid
+    (:func:`on_grid`), each cell centred on its motor position."""
     rows, cols = sample_group(root, sample).attrs["grid_shape"]
     pos = sample_group(root, sample)["positions"][:]
     sx = (pos[:, 0].max() - pos[:, 0].min()) / max(cols - 1, 1)
     sy = (pos[:, 1].max() - pos[:, 1].min()) / max(rows - 1, 1)
+    sx, sy = (sx or sy or 1.0), (sy or sx or 1.0)  # one row or column: square cells
     extent = (
         pos[:, 0].min() - sx / 2,
         pos[:, 0].max() + sx / 2,
         pos[:, 1].max() + sy / 2,
         pos[:, 1].min() - sy / 2,
     )
-    return (rows, cols), extent
+    return extent
+
+
+def on_grid(root: zarr.Group, sample: str, values: np.ndarray) -> np.ndarray:
+    """Per-point ``values`` (n, ...) placed on the sample's (rows, cols, ...) map grid;
+    cells no point visited are NaN. Stores made before ``grid_index`` are row-major."""
+    group = sample_group(root, sample)
+    rows, cols = group.attrs["grid_shape"]
+    values = np.asarray(values, dtype=np.float64)
+    if "grid_index" not in group:
+        return values.reshape(rows, cols, *values.shape[1:])
+    index = group["grid_index"][:]
+    out = np.full((rows, cols, *values.shape[1:]), np.nan)
+    out[index[:, 0], index[:, 1]] = values
+    return out
 
 
 def point_pattern(root: zarr.Group, sample: str, point: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,11 +19,11 @@ from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import load_process
 from xrdmap.discovery import discover_beamtime
 from xrdmap.errors import BeamtimeError, GeometryError, LabelsError
-from xrdmap.framesource import STATUS_CORRUPT, read_frames
 from xrdmap.integrate import load_geometry, load_mask
 from xrdmap.label_store import export_labels, import_labels
 from xrdmap.labels import read_labels_csv
 from xrdmap.plan import preflight
+from xrdmap.sources import STATUS_CORRUPT, read_frames
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from xrdmap.discovery import SCAN_COMPLETE, BeamtimeError, discover_beamtime
-from xrdmap.framesource import (
+from xrdmap.sources import (
     STATUS_CORRUPT,
     STATUS_MISSING,
     STATUS_OK,
@@ -150,7 +150,7 @@ def test_nexus_of_the_wrong_shape(nexus_beamtime, tmp_path):
     sample = discover_beamtime(dst).sample("H")
     batch = read_frames(sample.frame_refs(0, 130), 0, 130, SHAPE)
     assert (batch.status == STATUS_WRONG_SHAPE).all()
-    assert "(130, 10, 10)" in batch.reason[0]
+    assert "frame shape (10, 10), expected (195, 487)" in batch.reason[0]
 
 
 def test_symlink_leaving_the_beamtime_is_refused(beamtime_copy, tmp_path):

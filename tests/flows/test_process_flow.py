@@ -11,7 +11,7 @@ import pytest
 import zarr
 
 from xrdmap.config import load_process
-from xrdmap.framesource import STATUS_CORRUPT, STATUS_MISSING, STATUS_WRONG_SHAPE
+from xrdmap.sources import STATUS_CORRUPT, STATUS_MISSING, STATUS_WRONG_SHAPE
 from xrdmap.store import StoreError
 
 pytestmark = pytest.mark.slow

@@ -27,13 +27,14 @@ from xrdmap.label_store import ImportReport, import_labels
 from xrdmap.labels import LabelsError, check_labels_table
 from xrdmap.phases import ReferenceLines
 from xrdmap.store import (
+    map_extent,
     mean_intensity,
+    on_grid,
     open_store,
     point_pattern,
     point_position,
     queue_root,
     read_confidences,
-    sample_grid,
     sample_sizes,
 )
 
@@ -104,13 +105,13 @@ def point_picture(
     ax_lines.set_ylim(len(ordered) - 0.5, -0.5)
     ax_lines.set_xlabel("2theta (deg); reference lines >= 5% of each phase's strongest")
 
-    grid, extent = sample_grid(root, sample)
+    extent = map_extent(root, sample)
     xy = point_position(root, sample, point)
     if version:
         conf = read_confidences(root, sample, version)
         shown = CLASS_NAMES.index(asked_about)
         image = ax_map.imshow(
-            conf[:, shown].reshape(grid),
+            on_grid(root, sample, conf[:, shown]),
             cmap="cividis",
             vmin=0,
             vmax=1,
@@ -124,7 +125,7 @@ def point_picture(
     else:
         mean = mean_intensity(root, sample)
         image = ax_map.imshow(
-            np.log10(np.clip(mean, 1e-3, None)).reshape(grid),
+            on_grid(root, sample, np.log10(np.clip(mean, 1e-3, None))),
             cmap="cividis",
             extent=extent,
             interpolation="nearest",

@@ -1,0 +1,298 @@
+"""What a raw data path holds, found without being told: frame files and HDF5 frame
+datasets grouped into candidate samples, their format, shape, compression, header
+values, the motors that move with the frames, and what is missing.
+
+``xrdmap describe`` prints a survey; ``xrdmap init`` drafts a manifest from one.
+Nothing is written and nothing is read beyond headers and metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from xrdmap.errors import BeamtimeError
+from xrdmap.manifest import frame_files
+from xrdmap.sources import FrameError, FrameSource, HeaderValues, open_source, source_class
+from xrdmap.sources.hdf5 import Hdf5Dataset
+
+#: Name endings of detector frame files (every family the sources read).
+FRAME_SUFFIXES = (
+    ".cbf", ".cbf.gz", ".cbf.bz2", ".tif", ".tiff", ".edf", ".edf.gz", ".edf.bz2",
+    ".mar2300", ".mar3450", ".mar345", ".mccd", ".spe", ".img", ".sfrm", ".gfrm", ".h5",
+    ".hdf5", ".hdf", ".nxs", ".nx5",
+)  # fmt: skip
+#: Per-point records that are clocks or counters, not motors.
+NOT_MOTORS = re.compile(r"^(epoch|elapsed_time|timer|time|sec|.*_ctime|.*_counts?|mon.*|i0|it)$")
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass
+class FrameSet:
+    """One candidate sample: frames that belong together."""
+
+    name: str  #: a sample name suggestion
+    frames: str | list[str]  #: manifest ``frames`` spec, relative to the survey root
+    n_frames: int
+    n_files: int
+    format: str
+    shape: tuple[int, int]
+    dtype: str
+    compression: str
+    header: HeaderValues
+    missing: list[str] = field(default_factory=list)  #: absent files holding frames
+    motors: dict[str, str] = field(default_factory=dict)  #: name -> file::dataset, 1D
+    snapshot: dict[str, float] = field(default_factory=dict)  #: motors that did not move
+
+
+@dataclass
+class Survey:
+    root: Path  #: the raw data folder (a manifest's ``raw``)
+    framesets: list[FrameSet]
+    unreadable: list[str]  #: files that look like frames but do not open, and why
+
+
+def sample_name(text: str) -> str:
+    """A sample name from a folder or file name (letters, digits, _ . -)."""
+    name = _NOT_NAME.sub("_", text).strip("_.-")
+    return name or "sample"
+
+
+def _is_frame_file(name: str) -> bool:
+    return name.lower().endswith(FRAME_SUFFIXES)
+
+
+def survey(path: str | Path) -> Survey:
+    """Survey a folder (recursively), one frame file or one HDF5 file."""
+    path = Path(path)
+    if not path.exists():
+        raise BeamtimeError(f"{path}: no such file or folder")
+    root = path if path.is_dir() else path.parent
+    files = (
+        [Path(d) / f for d, _, names in sorted(os.walk(path)) for f in sorted(names)]
+        if path.is_dir()
+        else [path]
+    )
+    files = [f for f in files if _is_frame_file(f.name)]
+    hdf5 = [f for f in files if source_class(f) is Hdf5Dataset]
+    referenced = {p for f in hdf5 for p in _referenced_files(f)}
+    out = Survey(root=root.resolve(), framesets=[], unreadable=[])
+    for f in hdf5:
+        if f.resolve() not in referenced:
+            _survey_hdf5(out, f)
+    series: dict[tuple[Path, str, str], list[Path]] = defaultdict(list)
+    for f in files:
+        if f not in hdf5:
+            suffix = f.name[-len(_suffix(f.name)) :]
+            prefix = re.sub(r"\d+$", "", f.name[: -len(suffix)])
+            series[(f.parent, prefix, suffix)].append(f)
+    per_folder: dict[Path, int] = defaultdict(int)
+    for folder, _, _ in series:
+        per_folder[folder] += 1
+    for (folder, prefix, suffix), members in sorted(series.items()):
+        alone = per_folder[folder] == 1 and folder.resolve() != out.root
+        name = folder.name if alone else prefix.strip("_.-") or folder.name
+        _survey_series(out, folder, f"{prefix}*{suffix}", sample_name(name), members)
+    return out
+
+
+def _suffix(name: str) -> str:
+    lower = name.lower()
+    return max((s for s in FRAME_SUFFIXES if lower.endswith(s)), key=len)
+
+
+def _survey_series(out: Survey, folder: Path, glob: str, name: str, members: list[Path]) -> None:
+    rel_folder = folder.resolve().relative_to(out.root)
+    pattern = str(rel_folder / glob)
+    try:
+        with open_source(members[0]) as src:
+            first = _describe_source(src)
+    except FrameError as err:
+        out.unreadable.append(err.reason)
+        return
+    counts = frame_files(out.root, pattern, where=str(folder))
+    out.framesets.append(
+        FrameSet(
+            name=name,
+            frames=pattern if len(members) > 1 else str(rel_folder / members[0].name),
+            n_frames=sum(n or 0 for _, n in counts),
+            n_files=len(members),
+            **first,
+        )
+    )
+
+
+def _describe_source(src: FrameSource) -> dict:
+    return {
+        "format": src.format_name(),
+        "shape": src.shape,
+        "dtype": str(src.dtype),
+        "compression": src.compression(),
+        "header": src.header(),
+    }
+
+
+def _referenced_files(path: Path) -> set[Path]:
+    """Files whose frames ``path`` points to (external links, virtual sources)."""
+    found: set[Path] = set()
+    try:
+        with h5py.File(path, "r") as h5:
+            data = h5.get("/entry/data")
+            if isinstance(data, h5py.Group):  # an NXmx master's data files
+                for key in data:
+                    link = data.get(key, getlink=True)
+                    if isinstance(link, h5py.ExternalLink):
+                        found.add((path.parent / link.filename).resolve())
+            for dset in _frame_datasets(h5):
+                if dset.is_virtual:
+                    for src in dset.virtual_sources():
+                        if src.file_name != ".":
+                            found.add((path.parent / src.file_name).resolve())
+    except (OSError, AttributeError):
+        pass
+    return found
+
+
+def _frame_datasets(h5: h5py.File) -> list[h5py.Dataset]:
+    """3D integer datasets that look like stacks of detector frames."""
+    out: list[h5py.Dataset] = []
+
+    def visit(name: str, obj: object) -> None:
+        if (
+            isinstance(obj, h5py.Dataset)
+            and obj.ndim == 3
+            and np.issubdtype(obj.dtype, np.integer)
+            and min(obj.shape[1:]) >= 16
+        ):
+            out.append(obj)
+
+    h5.visititems(visit)
+    return out
+
+
+def _survey_hdf5(out: Survey, path: Path) -> None:
+    rel = str(path.resolve().relative_to(out.root))
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        out.unreadable.append(f"{path}: cannot open HDF5: {exc}")
+        return
+    with h5:
+        data = h5.get("/entry/data")
+        group = data if isinstance(data, h5py.Group) else {}
+        links = [k for k in group if k.startswith("data_")]
+        if links and "data" not in group:  # an NXmx master: data_000001, data_000002...
+            specs = [f"{rel}::/entry/data/data_*"]
+        else:
+            specs = [f"{rel}::{d.name}" for d in _frame_datasets(h5)]
+        for spec in specs:
+            _survey_dataset(out, path, h5, spec)
+
+
+def _survey_dataset(out: Survey, path: Path, h5: h5py.File, spec: str) -> None:
+    counts = frame_files(out.root, spec, where=str(path))
+    described = None
+    missing: list[str] = []
+    for each, _ in counts:
+        try:
+            with open_source(each, out.root) as src:
+                described = described or _describe_source(src)
+                missing += sorted(set(_missing_file(r) for r in src.missing_frames().values()))
+        except FrameError as err:
+            missing.append(err.reason)
+    n = sum(c or 0 for _, c in counts)
+    dataset = spec.split("::", 1)[1]
+    top = "/" + dataset.strip("/").split("/")[0]
+    if described is None:  # no data file opens: the master's own values
+        described = {
+            "format": "hdf5",
+            "shape": (0, 0),
+            "dtype": "?",
+            "compression": "?",
+            "header": _master_header(h5),
+        }
+    scan = "" if top == "/entry" else "_" + top.strip("/")
+    motors, snapshot = _motors(h5, top, n, spec.split("::")[0])
+    out.framesets.append(
+        FrameSet(
+            name=sample_name(path.name.split(".")[0] + scan),
+            frames=spec,
+            n_frames=n,
+            n_files=len(counts),
+            missing=missing,
+            motors=motors,
+            snapshot=snapshot,
+            **described,
+        )
+    )
+
+
+def _missing_file(reason: str) -> str:
+    match = re.search(r"source file (\S+) missing", reason)
+    return match.group(1) if match else reason
+
+
+def _master_header(h5: h5py.File) -> HeaderValues:
+    """The NXmx header values of a master whose data files are all absent."""
+    for name in (
+        "/entry/instrument/detector/pixel_mask",
+        "/entry/instrument/detector/detectorSpecific/pixel_mask",
+    ):
+        if name in h5:
+            with Hdf5Dataset(Path(h5.filename), name) as src:
+                return src.header()
+    return HeaderValues()
+
+
+def _motors(h5: h5py.File, top: str, n: int, rel: str) -> tuple[dict[str, str], dict[str, float]]:
+    """1D records of length ``n`` that move (per-point positions) and scalar
+    positioners (a snapshot), in a scan's ``measurement`` and ``instrument/positioners``
+    (BLISS) or ``sample/transformations`` (NXmx)."""
+    motors: dict[str, str] = {}
+    snapshot: dict[str, float] = {}
+    for group_name in ("measurement", "instrument/positioners", "sample/transformations"):
+        group = h5.get(f"{top}/{group_name}")
+        if not isinstance(group, h5py.Group):
+            continue
+        for key in group:
+            item = group.get(key)
+            if not isinstance(item, h5py.Dataset) or not np.issubdtype(item.dtype, np.number):
+                continue
+            if item.ndim == 0:
+                snapshot.setdefault(key, float(item[()]))
+            elif (
+                item.ndim == 1
+                and item.shape[0] == n
+                and not NOT_MOTORS.match(key)
+                and _text(item.attrs.get("transformation_type", "translation")) == "translation"
+                and not key.endswith(("_end", "_increment_set"))
+            ):
+                values = item[()]
+                if np.ptp(values) > 0 and key not in motors:
+                    motors[key] = f"{rel}::{item.name}"
+    return motors, snapshot
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def fast_and_slow(motors: dict[str, str], root: Path) -> tuple[str, str] | None:
+    """Of two moving motors, (fast, slow): the fast one changes between more
+    consecutive points. None unless exactly two move."""
+    if len(motors) != 2:
+        return None
+    changes = {}
+    for name, spec in motors.items():
+        file, dataset = spec.split("::", 1)
+        with h5py.File(root / file, "r") as h5:
+            values = h5[dataset][()]
+        changes[name] = int(np.count_nonzero(np.abs(np.diff(values)) > 1e-9))
+    fast, slow = sorted(motors, key=lambda k: -changes[k])
+    return fast, slow

@@ -16,6 +16,7 @@ from tasks.report import ProgressBoard, publish_summary
 from xrdmap.config import ProcessConfig, load_process
 from xrdmap.ingest import ChunkReport
 from xrdmap.locks import WRITE, store_lock
+from xrdmap.store import quarantine_counts
 
 
 @dataclass
@@ -28,6 +29,10 @@ class ProcessSummary:
     frames_processed: int
     seconds: float
     quarantined: list[tuple[str, int, int, str]]  # sample, point, status, reason
+    retried: int  #: quarantined frames read again (--retry-quarantined)
+    retried_ok: int  #: ... of which are ok now
+    #: per sample: quarantined points now in the store, and all points
+    in_store: dict[str, tuple[int, int]]
 
     @property
     def frames_per_second(self) -> float:
@@ -45,20 +50,22 @@ def process_beamtime(
     store: str,
     config: ProcessConfig | None = None,
     progress_bar: bool = False,
+    retry_quarantined: bool = False,
 ) -> ProcessSummary:
-    """Ingest and integrate every frame of a beamtime into one Zarr store (resumable)."""
+    """Ingest and integrate every frame of a beamtime into one Zarr store (resumable);
+    ``retry_quarantined`` reads the quarantined frames of done chunks again."""
     t0 = time.perf_counter()
     cfg = config or load_process()
     logger = get_run_logger()
     with store_lock(store, WRITE):  # one writer at a time
-        plan = plan_beamtime_task(beamtime_dir, store, cfg)
+        plan = plan_beamtime_task(beamtime_dir, store, cfg, retry_quarantined)
         todo = plan.todo
         reports: list[ChunkReport] = []
         if todo:
             board = ProgressBoard(plan)
             futures = [ingest_integrate_chunk.submit(store, chunk, cfg) for chunk in todo]
             bar = tqdm(
-                total=sum(c.region.n_frames for c in todo),
+                total=sum(c.n_frames for c in todo),
                 unit="frame",
                 desc="process",
                 disable=not progress_bar,
@@ -83,6 +90,9 @@ def process_beamtime(
         frames_processed=sum(r.n_frames for r in worked),
         seconds=seconds,
         quarantined=[(r.sample, *q) for r in worked for q in r.quarantined],
+        retried=sum(r.retried for r in worked),
+        retried_ok=sum(r.retried - len(r.quarantined) for r in worked if r.retried),
+        in_store=quarantine_counts(store),
     )
 
 
@@ -92,9 +102,10 @@ def run_process_beamtime(
     cfg: ProcessConfig,
     *,
     progress_bar: bool = False,
+    retry_quarantined: bool = False,
 ) -> ProcessSummary:
     """Run the flow on the Dask cluster that ``cfg.dask`` describes."""
     runner = dask_task_runner(cfg.dask)
     return process_beamtime.with_options(task_runner=runner)(
-        beamtime_dir, store, cfg, progress_bar=progress_bar
+        beamtime_dir, store, cfg, progress_bar=progress_bar, retry_quarantined=retry_quarantined
     )

@@ -11,15 +11,20 @@ from xrdmap.plan import Plan, plan_beamtime
 
 
 @task(name="plan-beamtime", cache_policy=NO_CACHE)
-def plan_beamtime_task(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Plan:
-    """Discover and check the beamtime, lay out the store, list the chunks left to do."""
-    plan = plan_beamtime(beamtime_dir, store, cfg)
+def plan_beamtime_task(
+    beamtime_dir: str, store: str, cfg: ProcessConfig, retry_quarantined: bool = False
+) -> Plan:
+    """Discover and check the beamtime, lay out the store, list the chunks left to do
+    (and, retrying, the quarantined frames of done chunks)."""
+    plan = plan_beamtime(beamtime_dir, store, cfg, retry_quarantined=retry_quarantined)
     get_run_logger().info(
-        "%d samples, %d frames in %d chunks; %d chunks already done",
+        "%d samples, %d frames in %d chunks; %d chunks already done; %d quarantined "
+        "frames to read again",
         len(plan.beamtime.samples),
         plan.n_frames,
         len(plan.regions),
         len(plan.done),
+        sum(len(points) for points in plan.retry.values()),
     )
     return plan
 

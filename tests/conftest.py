@@ -126,7 +126,7 @@ def integrate(integrator, detector_mask, instrument):
 def tiny_beamtime(tmp_path_factory, tiny_sim_config):
     out = tmp_path_factory.mktemp("tiny") / "bt"
     return simulate_beamtime(
-        out, preset="tiny", seed=7, fmt="cbf", workers=2, progress=False, sim=tiny_sim_config
+        out, preset="tiny", seed=7, layout="cbf", workers=2, progress=False, sim=tiny_sim_config
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,9 @@ def run_command(args: argparse.Namespace) -> int:
     the traceback instead."""
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader went away (`xrdmap describe ... | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (InputError, OSError) as exc:
         if args.debug:
             raise

@@ -12,10 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from xrdmap.errors import BeamtimeError
+from xrdmap.integrate import DetectorGeometry
 from xrdmap.sources import FrameError, FrameRefs, HeaderValues, open_source, split_spec
 
-#: PILATUS3 counter overflow value, when neither the description nor the frames say.
+#: PILATUS3 counter overflow value, when beamtime.json (the simulator's PILATUS
+#: layout) does not say.
 DEFAULT_COUNT_CUTOFF = 1_048_575
+#: No cutoff: a manifest whose frames and geometry state none drops no counts (an
+#: unsigned value beyond int32 becomes this maximum and is dropped).
+NO_COUNT_CUTOFF = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -125,3 +130,16 @@ def first_frame(samples: tuple[SampleScan, ...]) -> tuple[tuple[int, int] | None
             except FrameError:
                 continue
     return None, HeaderValues()
+
+
+def detector_geometry(beamtime: Beamtime) -> DetectorGeometry:
+    """What makes the beamtime's integrator: the PONI, mask and count cutoff, and what
+    completes the PONI (the frames' shape, pixel size, orientation)."""
+    return DetectorGeometry(
+        poni_path=beamtime.poni_path,
+        mask_path=beamtime.mask_path,
+        count_cutoff=beamtime.count_cutoff,
+        shape=first_frame(beamtime.samples)[0],
+        pixel_size_m=beamtime.pixel_size_m,
+        orientation=beamtime.orientation,
+    )

@@ -21,10 +21,11 @@ from xrdmap.sources import (
 )
 from xrdmap.store import (
     ChunkRegion,
+    mark_chunk_done,
     open_chunk,
     single_threaded_codecs,
-    write_chunk_results,
     write_frames,
+    write_point_results,
     writing,
 )
 
@@ -39,6 +40,7 @@ class ChunkReport:
     skipped: bool = False
     seconds: float = 0.0
     quarantined: list[tuple[int, int, str]] = field(default_factory=list)  # point, code, why
+    retried: int = 0  #: quarantined points read again (--retry-quarantined)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,12 @@ class ChunkInput:
     region: ChunkRegion
     frames: FrameRefs
     geometry: DetectorGeometry
+    retry: tuple[int, ...] = ()  #: of a done chunk, only these quarantined points again
+
+    @property
+    def n_frames(self) -> int:
+        """Frames this task reads."""
+        return len(self.retry) if self.retry else self.region.n_frames
 
 
 def chunk_inputs(
@@ -84,47 +92,50 @@ def process_chunk(store: str, chunk: ChunkInput, cfg: ProcessConfig) -> ChunkRep
     t0 = time.perf_counter()
     single_threaded_codecs()
     region = chunk.region
-    group = open_chunk(store, region)
+    group = open_chunk(store, region, retry=bool(chunk.retry))
     if group is None:
         return ChunkReport(region.sample, region.index, region.n_frames, skipped=True)
     integrator = cached_batch_integrator(chunk.geometry, cfg.integration)
-    shape = integrator.shape
     source = source_identity(chunk.frames)  # before reading: what the chunk comes from
-    k = region.n_frames
+    points = np.asarray(chunk.retry) if chunk.retry else np.arange(region.start, region.stop)
+    k = len(points)
     intensity = np.full((k, cfg.integration.npt), np.nan, np.float32)
     sigma = np.full_like(intensity, np.nan)
     status = np.empty(k, np.uint8)
     reason: list[str] = []
     checksum: list[str] = []
     with writing(store):  # a full disk names the store
-        step = cfg.frames_chunk_frames
-        for sub in range(region.start, region.stop, step):
-            stop = min(sub + step, region.stop)
-            batch = read_frames(chunk.frames, sub, stop, shape)
-            write_frames(group, sub, batch.frames)
+        done = 0
+        for first, stop in _runs(points, cfg.frames_chunk_frames):
+            batch = read_frames(chunk.frames, first, stop, integrator.shape)
+            write_frames(group, first, batch.frames)
             result = integrator.integrate(batch.frames)
             finite = np.isfinite(result.intensity).all(axis=1) & np.isfinite(result.sigma).all(
                 axis=1
             )
             for i in np.flatnonzero((batch.status == STATUS_OK) & ~finite):
                 batch.status[i] = STATUS_NONFINITE
-                batch.reason[i] = f"point {sub + i}: {STATUS_MEANING[STATUS_NONFINITE]}"
+                batch.reason[i] = f"point {first + i}: {STATUS_MEANING[STATUS_NONFINITE]}"
             ok = batch.status == STATUS_OK
-            rows = slice(sub - region.start, stop - region.start)
+            rows = slice(done, done + stop - first)
             intensity[rows][ok] = result.intensity[ok]
             sigma[rows][ok] = result.sigma[ok]
             status[rows] = batch.status
             reason += batch.reason
             checksum += batch.checksum
-        write_chunk_results(
+            done += stop - first
+        write_point_results(
             group,
-            region,
+            points if chunk.retry else slice(region.start, region.stop),
             intensity=intensity,
             sigma=sigma,
             status=status,
             reason=reason,
             checksum=checksum,
-            source=source,
+        )
+        ok_now = group["status"][region.start : region.stop] == STATUS_OK
+        mark_chunk_done(
+            group, region, source=source, source_ok=source_identity(chunk.frames, ok_now)
         )
     bad = np.flatnonzero(status != STATUS_OK)
     return ChunkReport(
@@ -132,5 +143,17 @@ def process_chunk(store: str, chunk: ChunkInput, cfg: ProcessConfig) -> ChunkRep
         region.index,
         k,
         seconds=time.perf_counter() - t0,
-        quarantined=[(region.start + int(i), int(status[i]), reason[i]) for i in bad],
+        quarantined=[(int(points[i]), int(status[i]), reason[i]) for i in bad],
+        retried=len(chunk.retry),
     )
+
+
+def _runs(points: np.ndarray, longest: int) -> list[tuple[int, int]]:
+    """Consecutive ``points`` as (first, stop) runs of at most ``longest`` points."""
+    runs: list[tuple[int, int]] = []
+    for p in points.tolist():
+        if runs and runs[-1][1] == p and runs[-1][1] - runs[-1][0] < longest:
+            runs[-1] = (runs[-1][0], p + 1)
+        else:
+            runs.append((p, p + 1))
+    return runs

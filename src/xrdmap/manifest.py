@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from xrdmap.beamtime import (
-    DEFAULT_COUNT_CUTOFF,
+    NO_COUNT_CUTOFF,
     Beamtime,
     SampleScan,
     first_frame,
@@ -251,7 +251,7 @@ def discover_manifest(path: Path) -> Beamtime:
         description=path.resolve(),
         poni_path=poni,
         mask_path=mask,
-        count_cutoff=geometry.count_cutoff or header.count_cutoff or DEFAULT_COUNT_CUTOFF,
+        count_cutoff=geometry.count_cutoff or header.count_cutoff or NO_COUNT_CUTOFF,
         samples=samples,
         metadata=manifest.model_dump(mode="json"),
         pixel_size_m=pixel_m,

@@ -5,19 +5,19 @@ per run."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from xrdmap.beamtime import Beamtime, SampleScan, first_frame
+from xrdmap.beamtime import Beamtime, SampleScan, detector_geometry
 from xrdmap.config import ProcessConfig
 from xrdmap.discovery import discover_beamtime
 from xrdmap.hashing import sha256_file
 from xrdmap.ingest import ChunkInput, chunk_inputs
 from xrdmap.integrate import BatchIntegrator, DetectorGeometry
 from xrdmap.provenance import software_versions
-from xrdmap.sources import source_identity, split_spec
+from xrdmap.sources import STATUS_OK, source_identity, split_spec
 from xrdmap.store import (
     ChunkRegion,
     StoreError,
@@ -26,6 +26,7 @@ from xrdmap.store import (
     chunk_sources,
     done_chunks,
     open_or_create,
+    point_status,
     store_settings,
 )
 
@@ -39,11 +40,17 @@ class Plan:
     geometry: DetectorGeometry
     regions: tuple[ChunkRegion, ...]
     done: frozenset[tuple[str, int]]
+    #: done chunks whose quarantined points are read again: (sample, index) -> points
+    retry: dict[tuple[str, int], tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def todo(self) -> list[ChunkInput]:
         left = [r for r in self.regions if (r.sample, r.index) not in self.done]
-        return chunk_inputs(self.beamtime, self.geometry, left)
+        again = [r for r in self.regions if (r.sample, r.index) in self.retry]
+        return chunk_inputs(self.beamtime, self.geometry, left) + [
+            replace(c, retry=self.retry[(c.region.sample, c.region.index)])
+            for c in chunk_inputs(self.beamtime, self.geometry, again)
+        ]
 
     @property
     def n_frames(self) -> int:
@@ -109,14 +116,7 @@ def inspect_beamtime(beamtime_dir: str, cfg: ProcessConfig) -> Inspection:
 
 def _inspect(beamtime_dir: str, cfg: ProcessConfig) -> Inspection:
     beamtime = discover_beamtime(beamtime_dir)
-    geometry = DetectorGeometry(
-        poni_path=beamtime.poni_path,
-        mask_path=beamtime.mask_path,
-        count_cutoff=beamtime.count_cutoff,
-        shape=first_frame(beamtime.samples)[0],
-        pixel_size_m=beamtime.pixel_size_m,
-        orientation=beamtime.orientation,
-    )
+    geometry = detector_geometry(beamtime)
     ai, mask = geometry.load()
     provenance = {
         "software": software_versions(),
@@ -147,21 +147,41 @@ def preflight(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Inspection:
 
 
 def _check_same_acquisition(
-    store: str, sample: SampleScan, finished: list[ChunkRegion], sources: np.ndarray
+    store: str,
+    sample: SampleScan,
+    region: ChunkRegion,
+    recorded: tuple[str, str],
+    ok: np.ndarray,
+    *,
+    retrying: bool,
 ) -> None:
     """Refuse to resume when a finished chunk's frame files are not the ones it was
-    read from (replaced, rewritten, removed): the store would mix two acquisitions."""
-    for region in finished:
-        now = source_identity(sample.frame_refs(region.start, region.stop))
-        if now != sources[region.index]:
+    read from (replaced, rewritten, removed): the store would mix two acquisitions.
+    Retrying its quarantined points (``~ok``), only the files of its ok points must be
+    the same."""
+    refs = sample.frame_refs(region.start, region.stop)
+    where = f"{store}: {sample.name} points {region.start}..{region.stop - 1}"
+    same_ok = source_identity(refs, ok) == recorded[1]
+    if retrying:
+        if not same_ok:
             raise StoreError(
-                f"{store}: {sample.name} points {region.start}..{region.stop - 1}: their "
-                "frame files changed (size or time) since they were ingested; the store "
-                "would mix two acquisitions: process into a new store"
+                f"{where}: the frame files of its points ingested ok changed (size or time) "
+                "since; the store would mix two acquisitions: process into a new store"
             )
+        return
+    if source_identity(refs) != recorded[0]:
+        hint = ""
+        if same_ok and not ok.all():
+            hint = " (only files of quarantined points changed: --retry-quarantined reads them)"
+        raise StoreError(
+            f"{where}: their frame files changed (size or time) since they were ingested; "
+            f"the store would mix two acquisitions: process into a new store{hint}"
+        )
 
 
-def plan_beamtime(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Plan:
+def plan_beamtime(
+    beamtime_dir: str, store: str, cfg: ProcessConfig, *, retry_quarantined: bool = False
+) -> Plan:
     """Check the beamtime and the settings, create (or reopen) the store, list chunks.
 
     Parameters
@@ -172,11 +192,14 @@ def plan_beamtime(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Plan:
         The Zarr store: a folder or an fsspec URL; created when absent.
     cfg : ProcessConfig
         Chunking, integration and compression settings.
+    retry_quarantined : bool
+        Read the quarantined points of done chunks again (a restored or fixed file).
 
     Returns
     -------
     Plan
-        The checked beamtime, every task region and which are done already.
+        The checked beamtime, every task region, which are done already and which
+        points are retried.
 
     Raises
     ------
@@ -200,17 +223,28 @@ def plan_beamtime(beamtime_dir: str, store: str, cfg: ProcessConfig) -> Plan:
     )
     regions: list[ChunkRegion] = []
     done: set[tuple[str, int]] = set()
+    retry: dict[tuple[str, int], tuple[int, ...]] = {}
     for sample in beamtime.samples:
         sample_regions = chunk_regions(sample.name, sample.n_points, cfg.chunk_frames)
         regions += sample_regions
         flags = done_chunks(root, sample.name)
-        finished = [r for r in sample_regions if flags[r.index]]
-        _check_same_acquisition(store, sample, finished, chunk_sources(root, sample.name))
-        done |= {(sample.name, r.index) for r in finished}
+        sources, sources_ok = chunk_sources(root, sample.name)
+        status = point_status(root, sample.name)
+        for r in sample_regions:
+            if not flags[r.index]:
+                continue
+            ok = status[r.start : r.stop] == STATUS_OK
+            again = retry_quarantined and not ok.all()
+            recorded = (sources[r.index], sources_ok[r.index])
+            _check_same_acquisition(store, sample, r, recorded, ok, retrying=again)
+            done.add((sample.name, r.index))
+            if again:
+                retry[(sample.name, r.index)] = tuple(int(p) for p in np.flatnonzero(~ok) + r.start)
     return Plan(
         store=store,
         beamtime=beamtime,
         geometry=inspection.geometry,
         regions=tuple(regions),
         done=frozenset(done),
+        retry=retry,
     )

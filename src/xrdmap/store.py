@@ -297,6 +297,16 @@ def _create_sample(
         attributes={"long_name": "identity of the chunk's frame files (names, sizes, times)"},
         overwrite=True,
     )
+    g.create_array(
+        "chunk_source_ok",
+        shape=(n_chunks,),
+        chunks=(1,),
+        dtype=str,
+        fill_value="",
+        dimension_names=("chunk",),
+        attributes={"long_name": "identity of the frame files of the chunk's ok points"},
+        overwrite=True,
+    )
 
 
 @contextmanager
@@ -381,18 +391,37 @@ def done_chunks(root: zarr.Group, sample: str) -> np.ndarray:
     return sample_group(root, sample)["chunk_done"][:].astype(bool)
 
 
-def chunk_sources(root: zarr.Group, sample: str) -> np.ndarray:
-    """(n_chunks,) str: the identity of the frame files each done chunk was read from."""
-    return sample_group(root, sample)["chunk_source"][:]
+def chunk_sources(root: zarr.Group, sample: str) -> tuple[np.ndarray, np.ndarray]:
+    """(n_chunks,) str each: the identity of the frame files each done chunk was read
+    from, all of them and those of its points ingested ok."""
+    group = sample_group(root, sample)
+    return group["chunk_source"][:], group["chunk_source_ok"][:]
+
+
+def quarantine_counts(store: str) -> dict[str, tuple[int, int]]:
+    """Per sample: points processed but quarantined, and all points."""
+    root = open_store(store)
+    out = {}
+    for sample in samples(root):
+        status = point_status(root, sample)
+        bad = (status != STATUS_OK) & (status != STATUS_PENDING)
+        out[sample] = (int(bad.sum()), int(status.size))
+    return out
+
+
+def point_status(root: zarr.Group, sample: str) -> np.ndarray:
+    """(n,) uint8: each point's status code (STATUS_MEANING)."""
+    return sample_group(root, sample)["status"][:]
 
 
 # One chunk of ingestion: frames as they are read, then the chunk's results, done last.
 
 
-def open_chunk(store: str, region: ChunkRegion) -> zarr.Group | None:
-    """The sample group to write ``region`` into, or None when that chunk is done."""
+def open_chunk(store: str, region: ChunkRegion, *, retry: bool = False) -> zarr.Group | None:
+    """The sample group to write ``region`` into, or None when that chunk is done (and
+    not being retried)."""
     group = sample_group(zarr.open_group(store, mode="r+"), region.sample)
-    return None if group["chunk_done"][region.index] else group
+    return None if group["chunk_done"][region.index] and not retry else group
 
 
 def write_frames(group: zarr.Group, start: int, frames: np.ndarray) -> None:
@@ -400,27 +429,37 @@ def write_frames(group: zarr.Group, start: int, frames: np.ndarray) -> None:
     group["frames"][start : start + len(frames)] = frames
 
 
-def write_chunk_results(
+def write_point_results(
     group: zarr.Group,
-    region: ChunkRegion,
+    points: slice | np.ndarray,
     *,
     intensity: np.ndarray,
     sigma: np.ndarray,
     status: np.ndarray,
     reason: list[str],
     checksum: list[str],
-    source: str,
 ) -> None:
-    """The integrated patterns of one chunk, the status of its points and the identity
-    of its frame files (``source``); the chunk is marked done last, so a crash before
-    leaves it to be redone."""
-    rows = slice(region.start, region.stop)
-    group["patterns"][rows] = intensity
-    group["sigma"][rows] = sigma
-    group["reason"][rows] = np.array(reason, dtype=object)
-    group["input_checksum"][rows] = np.array(checksum, dtype=object)
-    group["status"][rows] = status
+    """The integrated patterns of ``points`` (a chunk's slice, or the quarantined points
+    read again) and their status, written last: a crash before leaves the old status."""
+
+    def put(name: str, values: np.ndarray) -> None:
+        if isinstance(points, slice):
+            group[name][points] = values
+        else:
+            group[name].oindex[points] = values
+
+    put("patterns", intensity)
+    put("sigma", sigma)
+    put("reason", np.array(reason, dtype=object))
+    put("input_checksum", np.array(checksum, dtype=object))
+    put("status", status)
+
+
+def mark_chunk_done(group: zarr.Group, region: ChunkRegion, *, source: str, source_ok: str) -> None:
+    """Record the identity of the chunk's frame files (all of them, and those of its
+    points ingested ok) and mark it done: last, so a crash before leaves it to redo."""
     group["chunk_source"][region.index] = source
+    group["chunk_source_ok"][region.index] = source_ok
     group["chunk_done"][region.index] = 1
 
 

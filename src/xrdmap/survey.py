@@ -39,6 +39,7 @@ class FrameSet:
 
     name: str  #: a sample name suggestion
     frames: str | list[str]  #: manifest ``frames`` spec, relative to the survey root
+    folder: str  #: where the frames are, relative to the survey root
     n_frames: int
     n_files: int
     format: str
@@ -56,6 +57,7 @@ class Survey:
     root: Path  #: the raw data folder (a manifest's ``raw``)
     framesets: list[FrameSet]
     unreadable: list[str]  #: files that look like frames but do not open, and why
+    not_frames: list[str] = field(default_factory=list)  #: images that are no frames
 
 
 def sample_name(text: str) -> str:
@@ -116,11 +118,15 @@ def _survey_series(out: Survey, folder: Path, glob: str, name: str, members: lis
     except FrameError as err:
         out.unreadable.append(err.reason)
         return
+    if len(members) == 1 and np.dtype(first["dtype"]).itemsize == 1:
+        out.not_frames.append(f"{members[0]}: an 8-bit image (a mask?), not detector frames")
+        return
     counts = frame_files(out.root, pattern, where=str(folder))
     out.framesets.append(
         FrameSet(
             name=name,
             frames=pattern if len(members) > 1 else str(rel_folder / members[0].name),
+            folder=str(rel_folder),
             n_frames=sum(n or 0 for _, n in counts),
             n_files=len(members),
             **first,
@@ -211,8 +217,8 @@ def _survey_dataset(out: Survey, path: Path, h5: h5py.File, spec: str) -> None:
     top = "/" + dataset.strip("/").split("/")[0]
     if described is None:  # no data file opens: the master's own values
         described = {
-            "format": "hdf5",
-            "shape": (0, 0),
+            "format": "hdf5 (NXmx master, no data file opens)",
+            "shape": _master_shape(h5),
             "dtype": "?",
             "compression": "?",
             "header": _master_header(h5),
@@ -221,8 +227,9 @@ def _survey_dataset(out: Survey, path: Path, h5: h5py.File, spec: str) -> None:
     motors, snapshot = _motors(h5, top, n, spec.split("::")[0])
     out.framesets.append(
         FrameSet(
-            name=sample_name(path.name.split(".")[0] + scan),
+            name=sample_name(path.name.split(".")[0].removesuffix("_master") + scan),
             frames=spec,
+            folder=str(Path(spec.split("::")[0]).parent),
             n_frames=n,
             n_files=len(counts),
             missing=missing,
@@ -236,6 +243,18 @@ def _survey_dataset(out: Survey, path: Path, h5: h5py.File, spec: str) -> None:
 def _missing_file(reason: str) -> str:
     match = re.search(r"source file (\S+) missing", reason)
     return match.group(1) if match else reason
+
+
+def _master_shape(h5: h5py.File) -> tuple[int, int]:
+    """(slow, fast) pixels a DECTRIS master states; (0, 0) when it does not."""
+    spec = "/entry/instrument/detector/detectorSpecific"
+    try:
+        return (
+            int(h5[f"{spec}/y_pixels_in_detector"][()]),
+            int(h5[f"{spec}/x_pixels_in_detector"][()]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return (0, 0)
 
 
 def _master_header(h5: h5py.File) -> HeaderValues:
@@ -296,3 +315,68 @@ def fast_and_slow(motors: dict[str, str], root: Path) -> tuple[str, str] | None:
         changes[name] = int(np.count_nonzero(np.abs(np.diff(values)) > 1e-9))
     fast, slow = sorted(motors, key=lambda k: -changes[k])
     return fast, slow
+
+
+def _header_line(h: HeaderValues) -> str:
+    parts = []
+    if h.detector:
+        parts.append(h.detector)
+    if h.pixel_size_m:
+        parts.append(f"pixel {h.pixel_size_m[0] * 1e6:.4g} x {h.pixel_size_m[1] * 1e6:.4g} um")
+    if h.wavelength_m:
+        parts.append(f"wavelength {h.wavelength_m * 1e10:.5g} A")
+    if h.distance_m:
+        parts.append(f"distance {h.distance_m * 1e3:.5g} mm")
+    if h.beam_center_px:
+        parts.append(f"beam centre ({h.beam_center_px[0]:.1f}, {h.beam_center_px[1]:.1f}) px")
+    if h.count_cutoff:
+        parts.append(f"count cutoff {h.count_cutoff}")
+    return "; ".join(parts) or "no instrument values"
+
+
+def summary_lines(found: Survey) -> list[str]:
+    """What ``xrdmap describe`` prints: a few lines per frame set, then what is missing
+    and how to supply it."""
+    n = len(found.framesets)
+    lines = [f"{found.root}: {n} frame set{'s' if n != 1 else ''}"]
+    for f in found.framesets:
+        files = f"{f.n_files} file{'s' if f.n_files != 1 else ''}"
+        frames = f"{f.n_frames} frame{'s' if f.n_frames != 1 else ''}"
+        lines.append(f"{f.name}: {frames} in {files}: {f.frames}")
+        if f.dtype != "?":
+            lines.append(
+                f"  format {f.format}, {f.shape[0]} x {f.shape[1]} {f.dtype}, {f.compression}"
+            )
+        elif f.shape != (0, 0):
+            lines.append(f"  format {f.format}, {f.shape[0]} x {f.shape[1]} pixels")
+        lines.append(f"  header: {_header_line(f.header)}")
+        if f.motors:
+            pair = fast_and_slow(f.motors, found.root)
+            use = f" (x = {pair[0]}, y = {pair[1]})" if pair else ""
+            lines.append(f"  positions: moving with the frames: {', '.join(f.motors)}{use}")
+        else:
+            lines.append(
+                "  positions: none in the files: init needs --steps ROWSxCOLS --step-um X,Y "
+                "[--snake] or --positions-csv FILE --x COL --y COL"
+            )
+        if f.snapshot:
+            lines.append(f"  positioners (not moving): {len(f.snapshot)} motors")
+        for missing in f.missing:
+            lines.append(f"  missing: {missing}")
+        if f.header.count_cutoff is None:
+            lines.append("  count cutoff: not stated; none applied unless init --count-cutoff N")
+        if f.header.pixel_size_m is None:
+            lines.append(
+                "  pixel size: not in the header; needed unless the PONI names the "
+                "detector: init --pixel-size-um P"
+            )
+    for problem in found.unreadable:
+        lines.append(f"unreadable: {problem}")
+    for other in found.not_frames:
+        lines.append(f"skipped: {other}")
+    if n:
+        lines.append(
+            "geometry: init needs --poni FILE (a pyFAI calibration), or "
+            "--geometry-from-header (the header's values, uncalibrated)"
+        )
+    return lines

@@ -95,3 +95,19 @@ def test_the_command_line_loads_prefect_only_when_a_flow_runs():
     code = "import sys, app.cli; assert 'prefect' not in sys.modules, 'prefect imported'"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_sample_with_every_frame_quarantined_fails_and_says_how_to_retry(
+    tiny_beamtime, tmp_path, xrdmap
+):
+    bt = tmp_path / "bt"
+    shutil.copytree(tiny_beamtime.beamtime_dir, bt)
+    for frame in (bt / "B_marine" / "frames").glob("*.cbf"):
+        frame.write_bytes(b"not a CBF")
+    store = tmp_path / "s.zarr"
+    out = xrdmap("process", bt, "--store", store, "--workers", 1, "--quiet")
+    assert out.returncode == 1, out.stderr
+    assert "Quarantined 411 frames" in out.stdout
+    assert "... and 391 more (the store's reason array)" in out.stdout
+    assert f"--store {store} --retry-quarantined" in out.stdout
+    assert "error: every frame of sample B_marine is quarantined" in out.stdout

@@ -317,3 +317,37 @@ def test_a_sample_named_like_the_stores_own_groups_is_just_a_sample(beamtime, cf
     import_labels(str(store), read_labels_csv(path, sample_sizes(str(store))), origin="t")
     assert stored_labels(str(store))["sample"].tolist() == ["labels", "labels"]
     assert open_store(str(store))["samples/labels/status"].shape == (320,)
+
+
+def test_quarantined_frames_are_read_again_once_restored(beamtime, cfg, tiny_store, tmp_path):
+    """A frame file missing at ingestion is quarantined; restored, a plain re-run
+    refuses (the chunk's files changed) and says how to retry; the retry reads only
+    that frame and keeps the rest; an ok file changed since is still refused."""
+    victim = next((beamtime / "A_urban" / "frames").glob("*_000105.cbf"))
+    kept = victim.read_bytes()
+    victim.unlink()
+    store = tmp_path / "s.zarr"
+    _processed(beamtime, store, cfg)
+    status = open_store(str(store))["samples/A_urban/status"]
+    assert status[104] == 1 and (status[:104] == 0).all()
+    victim.write_bytes(kept)
+    with pytest.raises(StoreError, match=r"points 100..199: .* --retry-quarantined reads them"):
+        plan_beamtime(str(beamtime), str(store), cfg)
+    plan = plan_beamtime(str(beamtime), str(store), cfg, retry_quarantined=True)
+    assert plan.retry == {("A_urban", 1): (104,)}
+    (chunk,) = plan.todo
+    report = process_chunk(str(store), chunk, cfg)
+    assert report.n_frames == report.retried == 1 and not report.quarantined
+    root = open_store(str(store))
+    assert (root["samples/A_urban/status"][:] == 0).all()
+    np.testing.assert_array_equal(
+        root["samples/A_urban/patterns"][:], open_store(tiny_store)["samples/A_urban/patterns"][:]
+    )
+    assert plan_beamtime(str(beamtime), str(store), cfg).todo == []  # resumes cleanly now
+    victim.unlink()  # quarantined again in a new store, then an ok file of its chunk changes
+    _processed(beamtime, tmp_path / "t.zarr", cfg)
+    victim.write_bytes(kept)
+    other = next((beamtime / "A_urban" / "frames").glob("*_000110.cbf"))
+    os.utime(other, ns=(other.stat().st_atime_ns, other.stat().st_mtime_ns + 10**9))
+    with pytest.raises(StoreError, match=r"points 100..199: the frame files of its points"):
+        plan_beamtime(str(beamtime), str(tmp_path / "t.zarr"), cfg, retry_quarantined=True)

@@ -118,7 +118,7 @@ def nexus_beamtime(tmp_path_factory, tiny_sim_config):
     preset = PresetConfig(samples=[SampleSpec(name="H", condition="C01", grid=(65, 2))])
     cfg = tiny_sim_config.model_copy(update={"presets": {"h": preset}})
     out = tmp_path_factory.mktemp("nexus") / "bt"
-    return simulate_beamtime(out, preset="h", seed=2, fmt="hdf5", progress=False, sim=cfg)
+    return simulate_beamtime(out, preset="h", seed=2, layout="hdf5", progress=False, sim=cfg)
 
 
 def test_nexus_frames_read_back(nexus_beamtime):

@@ -88,3 +88,51 @@ def test_mask_shape_is_checked(tmp_path):
     path = geometry.write_mask(np.zeros((10, 10), np.int8), tmp_path / "m.edf")
     with pytest.raises(GeometryError, match=r"mask shape \(10, 10\) != detector shape"):
         load_mask(path, (195, 487))
+
+
+def _without(text: str, *prefixes: str) -> str:
+    return "\n".join(li for li in text.splitlines() if not li.startswith(prefixes)) + "\n"
+
+
+def test_a_poni_naming_no_detector_takes_it_from_the_frames(tmp_path, integrator, frames):
+    """PONI files written by other programs may lack the Detector line (and a v1 PONI
+    states only pixel sizes): the detector is then the frames' shape and the pixel size
+    the PONI, the frame header or the manifest gives."""
+    named = geometry.write_poni(integrator, tmp_path / "named.poni")
+    bare = tmp_path / "bare.poni"
+    bare.write_text(_without(named.read_text(), "Detector", "poni_version"))
+    with pytest.raises(GeometryError, match=r"bare.poni: Detector: the PONI names no detector"):
+        load_geometry(bare, shape=(195, 487))
+    v1 = tmp_path / "v1.poni"
+    v1.write_text(bare.read_text() + "PixelSize1: 0.000172\nPixelSize2: 0.000172\n")
+    cfg = load_process().integration
+    mask = np.zeros((195, 487), bool)
+    expected = BatchIntegrator(load_geometry(named), mask, cfg, count_cutoff=2**31 - 1)
+    for ai in (
+        load_geometry(bare, shape=(195, 487), pixel_size_m=(172e-6, 172e-6)),
+        load_geometry(v1, shape=(195, 487)),
+    ):
+        got = BatchIntegrator(ai, mask, cfg, count_cutoff=2**31 - 1)
+        np.testing.assert_array_equal(got.radial, expected.radial)
+        np.testing.assert_allclose(
+            got.integrate(frames[:4]).intensity, expected.integrate(frames[:4]).intensity
+        )
+    with pytest.raises(GeometryError, match=r"Pilatus100k has \(195, 487\) pixels, the frames"):
+        load_geometry(named, shape=(487, 195))
+
+
+def test_orientation_says_how_the_image_is_stored(tmp_path, integrator, frames):
+    """A frame stored mirrored left-right integrates like the original once the
+    orientation says so (pyFAI 4: origin bottom left), and wrongly without."""
+    poni = geometry.write_poni(integrator, tmp_path / "g.poni")
+    cfg = load_process().integration
+    mask = np.zeros((195, 487), bool)
+    plain = BatchIntegrator(load_geometry(poni), mask, cfg, count_cutoff=2**31 - 1)
+    mirrored = BatchIntegrator(
+        load_geometry(poni, orientation=4), mask, cfg, count_cutoff=2**31 - 1
+    )
+    want = plain.integrate(frames[:4]).intensity
+    got = mirrored.integrate(frames[:4, :, ::-1]).intensity
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    wrong = plain.integrate(frames[:4, :, ::-1]).intensity
+    assert np.nanmax(np.abs(wrong - want)) > 0.1 * np.nanmax(want)

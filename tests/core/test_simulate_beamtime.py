@@ -137,7 +137,7 @@ def test_hdf5_holds_the_same_frames_as_cbf(tmp_path, tiny_sim_config):
     cfg = _one_sample_config(tiny_sim_config, grid=(80, 1))
     cbf = simulate_beamtime(tmp_path / "c", preset="one", seed=3, progress=False, sim=cfg)
     h5 = simulate_beamtime(
-        tmp_path / "h", preset="one", seed=3, fmt="hdf5", progress=False, sim=cfg
+        tmp_path / "h", preset="one", seed=3, layout="hdf5", progress=False, sim=cfg
     )
     with h5py.File(h5.beamtime_dir / "S" / "S.h5", "r") as f:
         dset = f["/entry/data/data"]

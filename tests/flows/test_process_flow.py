@@ -225,7 +225,9 @@ def test_nexus_beamtime_gives_the_same_patterns_as_cbf(prefect_server, small_cfg
     sim = load_simulation().model_copy(update={"presets": {"n": preset}})
     stores = {}
     for fmt in ("cbf", "hdf5"):
-        bt = simulate_beamtime(tmp_path / fmt, preset="n", seed=4, fmt=fmt, progress=False, sim=sim)
+        bt = simulate_beamtime(
+            tmp_path / fmt, preset="n", seed=4, layout=fmt, progress=False, sim=sim
+        )
         summary = run(bt.beamtime_dir, tmp_path / f"{fmt}.zarr", small_cfg)
         assert summary.frames_processed == 144 and not summary.quarantined
         stores[fmt] = zarr.open_group(tmp_path / f"{fmt}.zarr", mode="r")["samples/N"]

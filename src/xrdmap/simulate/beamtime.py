@@ -8,8 +8,15 @@ never inside it)::
     OUT_DIR/beamtime/mask.edf              detector mask, 1 = bad pixel
     OUT_DIR/beamtime/<sample>/scan.json    grid, steps, condition, times
     OUT_DIR/beamtime/<sample>/points.csv   point, row, col, x_um, y_um, file, frame
-    OUT_DIR/beamtime/<sample>/frames/<sample>_000001.cbf ...   (--format cbf)
-    OUT_DIR/beamtime/<sample>/<sample>.h5  /entry/data/data (n, 195, 487)  (--format hdf5)
+    OUT_DIR/beamtime/<sample>/frames/<sample>_000001.cbf ...   (--layout cbf)
+    OUT_DIR/beamtime/<sample>/<sample>.h5  /entry/data/data (n, 195, 487)  (--layout hdf5)
+
+or, for the raw layouts (no beamtime.json, scan.json, points.csv: `xrdmap init` them)::
+
+    OUT_DIR/beamtime/<sample>/<sample>_master.h5, <sample>_data_000001.h5 ... (--layout nxmx)
+    OUT_DIR/beamtime/<sample>/<sample>_0001/<sample>_0001.h5,
+        scan0001/pilatus_0000.h5 ...                                 (--layout bliss)
+    OUT_DIR/beamtime/<sample>/<sample>_00001.tif ..., positions.csv (--layout tiff)
     OUT_DIR/beamtime/<sample>/SCAN_COMPLETE        written last for the sample
     OUT_DIR/beamtime/BEAMTIME_COMPLETE             written last for the beamtime
     OUT_DIR/truth/<sample>.csv             fractions, spots, the nine labels
@@ -57,7 +64,13 @@ from xrdmap.simulate.frames import FrameSimulator, PointState
 from xrdmap.simulate.specimen import ZONE_NAMES, SpecimenMap, simulate_specimen
 from xrdmap.simulate.truth import labels_from_specimen
 
-FrameFormat = Literal["cbf", "hdf5"]
+#: cbf, hdf5: the folder layout (beamtime.json, scan.json, points.csv) with miniCBF
+#: frames or one NeXus file per sample; nxmx, bliss, tiff: only what those beamlines
+#: write (frames, positions, the calibration's PONI and mask), for `xrdmap init`.
+Layout = Literal["cbf", "hdf5", "nxmx", "bliss", "tiff"]
+LAYOUTS: tuple[str, ...] = ("cbf", "hdf5", "nxmx", "bliss", "tiff")
+#: Encoder jitter of the BLISS (fly scan) positions, as a fraction of the step.
+FLY_JITTER = 0.03
 #: Points per unit of parallel work.
 CHUNK_POINTS = 200
 #: 2theta window of the reference lines: wider than the detector's 9.7-40.6 deg.
@@ -100,8 +113,8 @@ class _Chunk:
     spots: np.ndarray
     fe_signal: np.ndarray
     texture_r: np.ndarray
-    cbf_paths: list[Path] | None
-    headers: list[str] | None
+    paths: list[Path] | None  #: CBF or TIFF files the worker writes
+    headers: list[str] | None  #: CBF headers
 
 
 _WORKER: dict = {}
@@ -120,13 +133,13 @@ def _init_worker(ctx: _Context, seed: int) -> None:
 
 
 def _render_chunk(chunk: _Chunk) -> tuple[_Chunk, np.ndarray | None, np.ndarray]:
-    """Render a chunk; write CBF files directly, or return the frames for HDF5.
+    """Render a chunk; write CBF or TIFF files directly, or return the frames for HDF5.
 
     Also returns which powder phases are visible at each point (for the truth labels).
     """
     sim: FrameSimulator = _WORKER["sim"]
     seed: int = _WORKER["seed"]
-    frames = None if chunk.cbf_paths else np.empty((len(chunk.points), *sim.maps.shape), np.int32)
+    frames = None if chunk.paths else np.empty((len(chunk.points), *sim.maps.shape), np.int32)
     visible = np.zeros((len(chunk.points), len(sim.phase_names)), bool)
     for k, point in enumerate(chunk.points):
         rng = np.random.default_rng([seed, chunk.sample_index, int(point)])
@@ -138,11 +151,35 @@ def _render_chunk(chunk: _Chunk) -> tuple[_Chunk, np.ndarray | None, np.ndarray]
         )
         visible[k] = [name in seen for name in sim.phase_names]
         frame = sim.render(state, rng)
-        if chunk.cbf_paths is not None and chunk.headers is not None:
-            writers.write_cbf(chunk.cbf_paths[k], frame, chunk.headers[k])
+        if chunk.paths is not None and chunk.headers is not None:
+            writers.write_cbf(chunk.paths[k], frame, chunk.headers[k])
+        elif chunk.paths is not None:
+            writers.write_tiff(chunk.paths[k], frame)
         elif frames is not None:
             frames[k] = frame
     return chunk, frames, visible
+
+
+#: Layouts with beamtime.json, scan.json and points.csv.
+FOLDER_LAYOUTS = ("cbf", "hdf5")
+
+
+def _store_frames(datasets: list, points: np.ndarray, frames: np.ndarray) -> None:
+    """Rendered frames into their HDF5 file(s): one dataset per sample, or data files
+    of :data:`writers.FRAMES_PER_FILE` frames (NXmx, LIMA)."""
+    per_file = datasets[0].shape[0]  # every file but the last holds this many
+    file_of = points // per_file
+    for k in np.unique(file_of):
+        mine = points[file_of == k] - k * per_file  # consecutive
+        datasets[k][mine[0] : mine[-1] + 1] = frames[file_of == k]
+
+
+def _close(sample: dict) -> None:
+    """Close the sample's open HDF5 files."""
+    for dset in sample.pop("datasets", []):
+        if dset.id.valid:
+            dset.file.close()
+    sample.pop("h5", None)
 
 
 def _prepare_output(out_dir: Path, overwrite: bool) -> tuple[Path, Path]:
@@ -216,7 +253,7 @@ def simulate_beamtime(
     *,
     preset: str | PresetConfig = "demo",
     seed: int = 0,
-    fmt: FrameFormat = "cbf",
+    layout: Layout = "cbf",
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -239,8 +276,8 @@ def simulate_beamtime(
         preset_name, preset = preset, sim.presets[preset]
     else:
         preset_name = "custom"
-    if fmt not in ("cbf", "hdf5"):
-        raise SimulationError(f"unknown frame format {fmt!r}; use cbf or hdf5")
+    if layout not in LAYOUTS:
+        raise SimulationError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     out_dir = Path(out_dir)
     beamtime_dir, truth_dir = _prepare_output(out_dir, overwrite)
 
@@ -262,27 +299,26 @@ def simulate_beamtime(
 
     start = datetime.fromisoformat(sim.scan.start_time)
     per_point = timedelta(seconds=instrument.exposure_time_s + sim.scan.dead_time_s)
-    writers.write_json(
-        beamtime_dir / "beamtime.json",
-        {
-            "beamtime_id": f"{preset_name}-{seed}",
-            "start_time": start.isoformat(),
-            "instrument": {
-                "energy_kev": instrument.energy_kev,
-                "wavelength_a": instrument.wavelength_a,
-                "detector": instrument.detector,
-                "distance_mm": instrument.distance_mm,
-                "detector_tth_deg": instrument.detector_tth_deg,
-                "beam_size_um": list(instrument.beam_size_um),
-                "exposure_time_s": instrument.exposure_time_s,
-                "count_cutoff": instrument.count_cutoff,
-            },
-            "geometry": "geometry.poni",
-            "mask": "mask.edf",
-            "frame_format": fmt,
-            "samples": [s.name for s in preset.samples],
+    description = {
+        "beamtime_id": f"{preset_name}-{seed}",
+        "start_time": start.isoformat(),
+        "instrument": {
+            "energy_kev": instrument.energy_kev,
+            "wavelength_a": instrument.wavelength_a,
+            "detector": instrument.detector,
+            "distance_mm": instrument.distance_mm,
+            "detector_tth_deg": instrument.detector_tth_deg,
+            "beam_size_um": list(instrument.beam_size_um),
+            "exposure_time_s": instrument.exposure_time_s,
+            "count_cutoff": instrument.count_cutoff,
         },
-    )
+        "geometry": "geometry.poni",
+        "mask": "mask.edf",
+        "frame_format": layout,
+        "samples": [s.name for s in preset.samples],
+    }
+    if layout in FOLDER_LAYOUTS:
+        writers.write_json(beamtime_dir / "beamtime.json", description)
 
     samples: list[dict] = []
     t_sample = start
@@ -300,7 +336,7 @@ def simulate_beamtime(
                 sim=sim,
                 fe_per_a3=fe_per_a3,
                 seed=seed,
-                fmt=fmt,
+                layout=layout,
                 shape=shape,
                 beam_xy=beam_xy,
                 n_excluded=n_excluded,
@@ -319,8 +355,8 @@ def simulate_beamtime(
             spots=s["specimen"].spots[pts],
             fe_signal=s["specimen"].fe_signal[pts],
             texture_r=s["specimen"].texture_r[pts],
-            cbf_paths=[s["cbf_paths"][p] for p in pts] if fmt == "cbf" else None,
-            headers=[s["headers"][p] for p in pts] if fmt == "cbf" else None,
+            paths=[s["paths"][p] for p in pts] if "paths" in s else None,
+            headers=[s["headers"][p] for p in pts] if "headers" in s else None,
         )
         for s in samples
         for pts in _chunks(s["spec_cfg"].n_points, CHUNK_POINTS)
@@ -342,9 +378,7 @@ def simulate_beamtime(
                 sample = samples[chunk.sample_index]
                 sample["visible"][chunk.points] = visible
                 if frames is not None:
-                    sample["h5"]["/entry/data/data"][chunk.points[0] : chunk.points[-1] + 1] = (
-                        frames
-                    )
+                    _store_frames(sample["datasets"], chunk.points, frames)
                 remaining[chunk.sample_index] -= len(chunk.points)
                 bar.update(len(chunk.points))
                 if remaining[chunk.sample_index] == 0:
@@ -352,8 +386,7 @@ def simulate_beamtime(
     finally:
         bar.close()
         for s in samples:
-            if s.get("h5"):
-                s["h5"].close()
+            _close(s)
     (beamtime_dir / BEAMTIME_COMPLETE).write_text(f"{len(samples)} samples, {n_total} frames\n")
     return SimulationResult(
         beamtime_dir, truth_dir, len(samples), n_total, time.perf_counter() - t0
@@ -373,7 +406,7 @@ def _prepare_sample(
     sim: SimulationConfig,
     fe_per_a3: dict[str, float],
     seed: int,
-    fmt: FrameFormat,
+    layout: Layout,
     shape: tuple[int, int],
     beam_xy: tuple[float, float],
     n_excluded: int,
@@ -410,21 +443,51 @@ def _prepare_sample(
         "dir": sample_dir,
         "visible": np.zeros((n, len(specimen.phase_names)), bool),
     }
-    if fmt == "cbf":
+    xy_mm = np.column_stack([specimen.x_um, specimen.y_um]) / 1000
+    if layout == "cbf":
         (sample_dir / "frames").mkdir()
         files = [f"frames/{spec_cfg.name}_{i + 1:06d}.cbf" for i in range(n)]
-        out["cbf_paths"] = [sample_dir / f for f in files]
+        out["paths"] = [sample_dir / f for f in files]
         out["headers"] = [
             writers.cbf_header(instrument, timestamp=t, beam_xy_px=beam_xy, n_excluded=n_excluded)
             for t in times
         ]
         frame_index = [0] * n
+    elif layout == "tiff":
+        out["paths"] = [sample_dir / f"{spec_cfg.name}_{i + 1:05d}.tif" for i in range(n)]
+        pd.DataFrame(
+            {
+                "file": [p.name for p in out["paths"]],
+                "samx_um": specimen.x_um,
+                "samy_um": specimen.y_um,
+            }
+        ).to_csv(sample_dir / "positions.csv", index=False)
+    elif layout == "nxmx":
+        out["datasets"] = writers.create_nxmx(
+            sample_dir,
+            spec_cfg.name,
+            n,
+            shape,
+            instrument,
+            beam_xy_px=beam_xy,
+            positions_mm=xy_mm,
+            start_time=t_start,
+        )
+    elif layout == "bliss":
+        step_mm = np.asarray(sim.scan.step_um) / 1000
+        jitter = np.random.default_rng([seed, index, 1]).normal(0, FLY_JITTER, (n, 2)) * step_mm
+        out["datasets"] = writers.create_bliss_scan(
+            sample_dir, spec_cfg.name, n, shape, positions_mm=xy_mm + jitter, start_time=t_start
+        )
     else:
         files = [f"{spec_cfg.name}.h5"] * n
         frame_index = list(range(n))
-        out["h5"] = writers.create_nexus(
+        h5 = writers.create_nexus(
             sample_dir / files[0], n, shape, instrument, sample=spec_cfg.name, start_time=t_start
         )
+        out["h5"], out["datasets"] = h5, [h5["/entry/data/data"]]
+    if layout not in FOLDER_LAYOUTS:
+        return out
     writers.write_points_csv(
         sample_dir / "points.csv",
         [
@@ -455,7 +518,7 @@ def _prepare_sample(
         "motors": {"x": "samx", "y": "samy", "units": "um"},
         "n_points": n,
         "exposure_time_s": instrument.exposure_time_s,
-        "frame_format": fmt,
+        "frame_format": layout,
         "frame_shape": list(shape),
         "points_file": "points.csv",
         "start_time": times[0].isoformat(),
@@ -473,9 +536,9 @@ def _finish_sample(
     _truth_table(specimen, labels, spec_cfg.grid).to_csv(
         truth_dir / f"{spec_cfg.name}.csv", index=False
     )
-    if sample.get("h5"):
-        sample["h5"].close()
-        sample["h5"] = None
+    _close(sample)
+    if "scan" not in sample:  # a raw layout: no folder-layout metadata
+        return
     writers.write_json(sample["dir"] / "scan.json", sample["scan"])
     (sample["dir"] / SCAN_COMPLETE).write_text(
         f"{sample['scan']['n_points']} frames, end {sample['scan']['end_time']}\n"

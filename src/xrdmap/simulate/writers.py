@@ -128,3 +128,140 @@ def write_json(path: Path, payload: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".part")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     tmp.replace(path)
+
+
+#: Frames per NXmx data file and per LIMA file, as DECTRIS and ESRF write them.
+FRAMES_PER_FILE = 1000
+
+
+def _nx(group: h5py.Group, nx_class: str) -> h5py.Group:
+    group.attrs["NX_class"] = nx_class
+    return group
+
+
+def _put(group: h5py.Group, name: str, value: object, unit: str | None = None) -> None:
+    group[name] = value
+    if unit:
+        group[name].attrs["units"] = unit
+
+
+def create_nxmx(
+    sample_dir: Path,
+    sample: str,
+    n_frames: int,
+    shape: tuple[int, int],
+    instrument: InstrumentConfig,
+    *,
+    beam_xy_px: tuple[float, float],
+    positions_mm: np.ndarray,
+    start_time: datetime,
+) -> list[h5py.Dataset]:
+    """A DECTRIS-style NXmx master ``<sample>_master.h5`` whose ``/entry/data/data_NNNNNN``
+    external links point to data files of :data:`FRAMES_PER_FILE` frames (bitshuffle-LZ4);
+    the sample translations (x, y, mm) in ``/entry/sample/transformations``. Returns the
+    data files' datasets, open for writing."""
+    master = h5py.File(sample_dir / f"{sample}_master.h5", "w")
+    entry = _nx(master.create_group("entry"), "NXentry")
+    entry["definition"] = "NXmx"
+    entry["start_time"] = start_time.isoformat()
+    det = _nx(entry.create_group("instrument/detector"), "NXdetector")
+    _nx(entry["instrument"], "NXinstrument")
+    det["description"] = "Dectris PILATUS3 100K (simulated)"
+    for name, value, unit in (
+        ("x_pixel_size", 172e-6, "m"),
+        ("y_pixel_size", 172e-6, "m"),
+        ("detector_distance", instrument.distance_mm / 1000, "m"),
+        ("beam_center_x", beam_xy_px[0], "pixel"),
+        ("beam_center_y", beam_xy_px[1], "pixel"),
+        ("count_time", instrument.exposure_time_s, "s"),
+        ("saturation_value", instrument.count_cutoff, "counts"),
+    ):
+        _put(det, name, value, unit)
+    spec = det.create_group("detectorSpecific")
+    _put(spec, "nimages", n_frames)
+    _put(spec, "ntrigger", 1)
+    _put(spec, "x_pixels_in_detector", shape[1])
+    _put(spec, "y_pixels_in_detector", shape[0])
+    beam = _nx(entry.create_group("instrument/beam"), "NXbeam")
+    _put(beam, "incident_wavelength", instrument.wavelength_a, "angstrom")
+    transformations = _nx(entry.create_group("sample/transformations"), "NXtransformations")
+    _nx(entry["sample"], "NXsample")
+    for axis, column in (("sam_x", 0), ("sam_y", 1)):
+        _put(transformations, axis, positions_mm[:, column], "mm")
+        transformations[axis].attrs["transformation_type"] = "translation"
+    data = _nx(entry.create_group("data"), "NXdata")
+    datasets = []
+    for k, first in enumerate(range(0, n_frames, FRAMES_PER_FILE)):
+        name = f"{sample}_data_{k + 1:06d}.h5"
+        count = min(FRAMES_PER_FILE, n_frames - first)
+        f = h5py.File(sample_dir / name, "w")
+        dset = f.create_dataset(
+            "entry/data/data",
+            shape=(count, *shape),
+            dtype=np.int32,
+            chunks=(1, *shape),
+            **NEXUS_COMPRESSION,
+        )
+        dset.attrs.update({"image_nr_low": first + 1, "image_nr_high": first + count})
+        data[f"data_{k + 1:06d}"] = h5py.ExternalLink(name, "/entry/data/data")
+        datasets.append(dset)
+    master.close()
+    return datasets
+
+
+def create_bliss_scan(
+    sample_dir: Path,
+    sample: str,
+    n_frames: int,
+    shape: tuple[int, int],
+    *,
+    positions_mm: np.ndarray,
+    start_time: datetime,
+) -> list[h5py.Dataset]:
+    """An ESRF BLISS dataset ``<sample>_0001/<sample>_0001.h5`` holding scan ``1.1`` (a
+    mesh of samy x samz): ``instrument/pilatus/data`` a virtual dataset over LIMA files
+    ``scan0001/pilatus_NNNN.h5`` of :data:`FRAMES_PER_FILE` frames; the motors per point
+    in ``measurement/`` and, linked, ``instrument/positioners/``; other motors as a
+    snapshot. Returns the LIMA files' datasets, open for writing."""
+    dataset_dir = sample_dir / f"{sample}_0001"
+    (dataset_dir / "scan0001").mkdir(parents=True)
+    layout = h5py.VirtualLayout(shape=(n_frames, *shape), dtype=np.int32)
+    datasets = []
+    for k, first in enumerate(range(0, n_frames, FRAMES_PER_FILE)):
+        count = min(FRAMES_PER_FILE, n_frames - first)
+        name = f"scan0001/pilatus_{k:04d}.h5"
+        f = h5py.File(dataset_dir / name, "w")
+        dset = f.create_dataset(
+            "entry_0000/measurement/data",
+            shape=(count, *shape),
+            dtype=np.int32,
+            chunks=(1, *shape),
+            **NEXUS_COMPRESSION,
+        )
+        layout[first : first + count] = h5py.VirtualSource(
+            name, "entry_0000/measurement/data", shape=(count, *shape)
+        )
+        datasets.append(dset)
+    with h5py.File(dataset_dir / f"{sample}_0001.h5", "w") as h5:
+        scan = _nx(h5.create_group("1.1"), "NXentry")
+        scan["title"] = f"amesh samy ... samz ... {n_frames} points"
+        scan["start_time"] = start_time.isoformat()
+        pilatus = _nx(scan.create_group("instrument/pilatus"), "NXdetector")
+        pilatus.create_virtual_dataset("data", layout, fillvalue=-1)
+        positioners = _nx(scan.create_group("instrument/positioners"), "NXcollection")
+        measurement = _nx(scan.create_group("measurement"), "NXcollection")
+        for motor, column in (("samy", 0), ("samz", 1)):
+            _put(measurement, motor, positions_mm[:, column], "mm")
+            positioners[motor] = h5py.SoftLink(f"/1.1/measurement/{motor}")
+        for motor, value in (("samx", 12.5), ("samrz", 0.0), ("diffty", 3.2)):
+            _put(positioners, motor, value, "mm")
+        measurement["pilatus"] = h5py.SoftLink("/1.1/instrument/pilatus/data")
+        _put(measurement, "epoch", start_time.timestamp() + np.arange(n_frames) * 2.05, "s")
+    return datasets
+
+
+def write_tiff(path: Path, frame: np.ndarray) -> None:
+    """Write one frame as an uncompressed 32-bit TIFF with fabio, atomically."""
+    tmp = path.with_name(path.name + ".part")
+    fabio.tifimage.TifImage(data=frame).write(str(tmp))
+    tmp.replace(path)

@@ -54,11 +54,13 @@ class FrameBatch:
     checksum: list[str]  #: "md5:<base64>" (CBF, the detector's own) or "sha256:<hex>"
 
 
-def source_identity(refs: FrameRefs) -> str:
-    """The identity of the frame files of ``refs``: SHA-256 of each distinct file's name,
-    size and modification time (a file replaced by another acquisition changes it)."""
+def source_identity(refs: FrameRefs, keep: np.ndarray | None = None) -> str:
+    """The identity of the frame files of ``refs`` (of its points where ``keep`` is
+    true): SHA-256 of each distinct file's name, size and modification time (a file
+    replaced by another acquisition changes it)."""
+    files = refs.files if keep is None else [f for f, k in zip(refs.files, keep, strict=True) if k]
     seen = []
-    for spec in dict.fromkeys(refs.files):
+    for spec in dict.fromkeys(files):
         name, _ = split_spec(spec)
         try:
             st = (refs.directory / name).stat()

@@ -1,0 +1,116 @@
+"""The raw layouts other beamlines write, simulated at map scale (a DECTRIS NXmx
+master with data files, an ESRF BLISS scan over LIMA files, a TIFF series): `init`
+writes their manifests, and they run through the whole pipeline (process, predict,
+maps, query), giving the patterns the CBF series of the same frames gives."""
+
+import numpy as np
+import pytest
+import yaml
+
+from xrdmap.config import DaskConfig, load_phases, load_process, load_train
+from xrdmap.simulate.beamtime import FLY_JITTER, simulate_beamtime
+from xrdmap.store import open_store, sample_group, samples
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def layouts(tiny_sim_config, tmp_path_factory, xrdmap):
+    """The tiny beamtime (seed 7, the frames of the session's CBF one) in each raw
+    layout, with its manifest written by `xrdmap init`."""
+    out = {}
+    for layout in ("nxmx", "bliss", "tiff"):
+        base = tmp_path_factory.mktemp(layout)
+        bt = simulate_beamtime(
+            base / "sim", preset="tiny", seed=7, layout=layout, workers=2, progress=False,
+            sim=tiny_sim_config,
+        )  # fmt: skip
+        raw = bt.beamtime_dir
+        args = ["init", raw, "--poni", raw / "geometry.poni", "--mask", raw / "mask.edf"]
+        if layout != "nxmx":  # no header states the PILATUS cutoff: say it
+            args += ["--count-cutoff", "1048575"]
+        if layout == "tiff":
+            args += ["--positions-csv", "{folder}/positions.csv", "--x", "samx_um"]
+            args += ["--y", "samy_um"]
+        made = xrdmap(*args, "--out", base / "beamtime.yaml")
+        assert made.returncode == 0, made.stderr
+        out[layout] = (base / "beamtime.yaml", base / "store.zarr")
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(tiny_store, tiny_beamtime, tmp_path_factory):
+    from models.train import train_version
+    from xrdmap.simulate.expert import draw_expert_labels
+
+    registry = tmp_path_factory.mktemp("registry")
+    labels = draw_expert_labels(tiny_beamtime.truth_dir, ["A_urban", "B_marine"], 60, seed=0)
+    cfg = load_train().model_copy(
+        update={
+            "registry_dir": str(registry),
+            "max_epochs": 20,
+            "patience": 5,
+            "augment_copies": 2,
+            "pretrain_patterns": 400,
+            "pretrain_backgrounds": 100,
+            "pretrain_epochs": 2,
+            "rehearsal_patterns": 100,
+        }
+    )
+    version, _ = train_version(tiny_store, labels, cfg, load_phases())
+    return str(registry), version
+
+
+def test_manifests_say_where_frames_and_positions_are(layouts):
+    nxmx = yaml.safe_load(layouts["nxmx"][0].read_text())
+    assert [s["name"] for s in nxmx["samples"]] == ["A_urban", "B_marine"]
+    assert nxmx["samples"][0]["frames"] == "A_urban/A_urban_master.h5::/entry/data/data_*"
+    assert nxmx["samples"][0]["positions"]["x"].endswith("::/entry/sample/transformations/sam_x")
+    bliss = yaml.safe_load(layouts["bliss"][0].read_text())
+    assert bliss["samples"][1]["positions"]["y"].endswith("::/1.1/measurement/samz")
+    tiff = yaml.safe_load(layouts["tiff"][0].read_text())
+    assert tiff["samples"][0]["positions"]["file"] == "A_urban/positions.csv"
+
+
+@pytest.mark.parametrize("layout", ["nxmx", "bliss", "tiff"])
+def test_each_layout_gives_the_patterns_of_the_cbf_series(layouts, tiny_store, layout):
+    from xrdmap.ingest import process_chunk
+    from xrdmap.plan import plan_beamtime
+
+    manifest, store = layouts[layout]
+    cfg = load_process()
+    plan = plan_beamtime(str(manifest), str(store), cfg)
+    for chunk in plan.todo:
+        process_chunk(str(store), chunk, cfg)
+    ours, reference = open_store(str(store)), open_store(tiny_store)
+    for mine, theirs in zip(samples(ours), samples(reference), strict=True):
+        a, b = sample_group(ours, mine), sample_group(reference, theirs)
+        assert (a["status"][:] == 0).all()
+        np.testing.assert_array_equal(a["patterns"][:], b["patterns"][:])
+        np.testing.assert_array_equal(a["grid_index"][:], b["grid_index"][:])
+        jitter = 6 * FLY_JITTER * 2.0 if layout == "bliss" else 1e-9  # fly-scan encoders
+        np.testing.assert_allclose(a["positions"][:], b["positions"][:], atol=jitter)
+
+
+@pytest.mark.parametrize("layout", ["nxmx", "bliss"])
+def test_nxmx_and_bliss_through_predict_maps_and_query(
+    prefect_server, layouts, model, layout, xrdmap
+):
+    from flows.predict import run_predict_store
+
+    manifest, _ = layouts[layout]
+    store = manifest.parent / "flow.zarr"
+    done = xrdmap("process", manifest, "--store", store, "--workers", 2, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "Processed 731 frames (2 chunks)" in done.stdout
+    registry, version = model
+    maps = store.parent / "maps"
+    summary = run_predict_store(
+        str(store), registry, DaskConfig(n_workers=2), version=version, maps_dir=str(maps)
+    )
+    assert summary.n_points == 731
+    assert len(list(maps.rglob("*_phases.png"))) == 2
+    asked = xrdmap("query", store, "--n", 5, "--model", version)
+    assert asked.returncode == 0, asked.stderr
+    queue = next(store.parent.glob("flow.zarr-queue/*/queue.csv"))
+    assert len(queue.read_text().splitlines()) == 6

@@ -135,9 +135,7 @@ def process(args: argparse.Namespace) -> int:
             f"frames/s); {summary.chunks_skipped} chunks were already done."
         )
     if summary.retried:
-        print(
-            f"Read {summary.retried} quarantined frames again: {summary.retried_ok} are ok now."
-        )
+        print(f"Read {summary.retried} quarantined frames again: {summary.retried_ok} are ok now.")
     if summary.quarantined:
         print(f"Quarantined {len(summary.quarantined)} frames (NaN patterns, status != 0):")
         for sample, point, code, reason in summary.quarantined[:SHOWN]:

@@ -56,7 +56,13 @@ simulate-full: $(BIN)/.installed
 ## Benchmark ingest + integration on the full preset (minutes; not part of the tests).
 bench-process: $(BIN)/.installed
 	test -f data/full/beamtime/BEAMTIME_COMPLETE || $(MAKE) simulate-full
-	$(BIN)/python benchmarks/process_benchmark.py data/full/beamtime --store data/full.zarr --cache warm
+	test -f data/full-nxmx/beamtime/BEAMTIME_COMPLETE || \
+		$(BIN)/xrdmap simulate data/full-nxmx --preset full --seed 0 --layout nxmx --overwrite --quiet
+	test -f data/full-nxmx.yaml || $(BIN)/xrdmap init data/full-nxmx/beamtime \
+		--poni data/full-nxmx/beamtime/geometry.poni --mask data/full-nxmx/beamtime/mask.edf \
+		--out data/full-nxmx.yaml
+	$(BIN)/python benchmarks/process_benchmark.py data/full/beamtime --store data/full.zarr --cache warm \
+		--also data/full-nxmx.yaml --also-store data/full-nxmx.zarr
 	$(BIN)/python benchmarks/codec_benchmark.py data/full.zarr
 
 ## The classifier against the ground truth (139 random labels, 5 seeds; ~10 min).

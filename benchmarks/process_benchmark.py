@@ -1,6 +1,7 @@
 """Benchmark of `xrdmap process`: end to end, and the integration stage alone.
 
-    python benchmarks/process_benchmark.py data/full/beamtime --store /tmp/bench.zarr
+    python benchmarks/process_benchmark.py data/full/beamtime --store /tmp/bench.zarr \
+        [--also data/full-nxmx.yaml --also-store /tmp/bench-nxmx.zarr]
 
 1. End to end: the process-beamtime flow (Prefect + local Dask cluster) from raw frames
    to a finished Zarr store; frames/s, and the peak memory of the whole process tree
@@ -11,6 +12,9 @@
    dummy=-1 only (what a quick script does; it lets overflowing pixels through).
 3. Frame decoding: our CBF reader (fabio's byte-offset decoder after an MD5 check)
    against `fabio.open`.
+4. With ``--also``, the same frames in another layout (e.g. the NXmx master + data files
+   of the same preset and seed, through its manifest) end to end in the same run, and
+   the ratio of the two throughputs.
 Nothing here is asserted: it prints what it measured.
 """
 
@@ -81,6 +85,7 @@ def prepare_cache(beamtime: str, state: str) -> dict:
 
 
 def end_to_end(beamtime: str, store: str, workers: int | None) -> dict:
+    """The process-beamtime flow from raw frames to a finished store."""
     from flows.runtime import prefect_api, quiet_defaults
 
     quiet_defaults(console_level="WARNING")  # before Prefect configures its logging
@@ -214,7 +219,11 @@ def main() -> None:
     parser.add_argument("--integration-frames", type=int, default=3000)
     parser.add_argument("--cache", choices=["warm", "cold"], default="warm")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--also", default=None, help="the same frames in another layout")
+    parser.add_argument("--also-store", default=None, help="its store (with --also)")
     args = parser.parse_args()
+    if args.also and not args.also_store:
+        parser.error("--also needs --also-store")
     results = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -227,6 +236,17 @@ def main() -> None:
         "integration": integration_stage(args.store, args.integration_frames),
         "decoding": decoding(args.beamtime, args.integration_frames),
     }
+    if args.also:
+        other = end_to_end(args.also, args.also_store, args.workers)
+        first = results["end_to_end"]
+        results["also"] = {
+            "beamtime": args.also,
+            "end_to_end": other,
+            "frames_per_s_ratio_also_over_first": round(
+                other["frames_per_s_flow"] / first["frames_per_s_flow"], 2
+            ),
+            "raw_gb_ratio_also_over_first": round(other["raw_gb"] / first["raw_gb"], 2),
+        }
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

@@ -49,7 +49,7 @@ class DraftOptions:
 class Draft:
     manifest: dict
     warnings: list[str]
-    created: list[Path]  #: files written for it (a header PONI)
+    header_geometry: tuple[Path, AzimuthalIntegrator] | None  #: a PONI to write with it
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -134,9 +134,9 @@ def _positions(frameset: FrameSet, survey: Survey, opts: DraftOptions, here: Pat
     return {"source": "hdf5", "x": motors[x], "y": motors[y], "unit": opts.unit or "mm"}
 
 
-def header_poni(frameset: FrameSet, path: Path) -> str:
-    """Write a PONI from the frame header (beam centre, distance, wavelength, pixel
-    size; no tilt) and say what it lacks."""
+def header_geometry(frameset: FrameSet, path: Path) -> tuple[AzimuthalIntegrator, str]:
+    """A geometry from the frame header (beam centre, distance, wavelength, pixel
+    size; no tilt) and the warning that says what it lacks."""
     h = frameset.header
     needed = {
         "wavelength": h.wavelength_m,
@@ -161,8 +161,7 @@ def header_poni(frameset: FrameSet, path: Path) -> str:
         pixelX=h.pixel_size_m[1] * 1e6,
         pixelY=h.pixel_size_m[0] * 1e6,
     )
-    ai.write(str(path))
-    return (
+    return ai, (
         f"geometry from the frame header of {frameset.name} (beam centre, distance, "
         f"wavelength; no tilt), written to {path}: not a calibration; calibrate with "
         "pyFAI-calib2 and give --poni for quantitative work"
@@ -174,7 +173,7 @@ def draft_manifest(survey: Survey, out: Path, opts: DraftOptions) -> Draft:
     here = out.parent
     chosen = _chosen(survey, opts.samples)
     warnings = []
-    created = []
+    header = None
     if opts.poni is None:
         if not opts.geometry_from_header:
             raise GeometryError(
@@ -182,8 +181,9 @@ def draft_manifest(survey: Survey, out: Path, opts: DraftOptions) -> Draft:
                 "--geometry-from-header to use the frame header's values uncalibrated"
             )
         poni = out.with_suffix(".header.poni")
-        warnings.append(header_poni(chosen[0], poni))
-        created.append(poni)
+        ai, warning = header_geometry(chosen[0], poni)
+        warnings.append(warning)
+        header = (poni, ai)
     else:
         poni = opts.poni
     geometry: dict = {"poni": _relative(poni, here)}
@@ -209,11 +209,12 @@ def draft_manifest(survey: Survey, out: Path, opts: DraftOptions) -> Draft:
             for f in chosen
         ],
     }
-    return Draft(manifest, warnings, created)
+    return Draft(manifest, warnings, header)
 
 
 def write_manifest(draft: Draft, out: Path, *, raw: Path, force: bool) -> None:
-    """Check the draft as ``process`` reads it, then write it (never inside ``raw``)."""
+    """Check the draft as ``process`` reads it, then write it (never inside ``raw``),
+    with its header PONI if it has one; nothing is left behind when the check fails."""
     if out.resolve().is_relative_to(raw.resolve()):
         raise BeamtimeError(f"{out}: inside the raw data folder {raw}: write it elsewhere")
     if out.exists() and not force:
@@ -226,11 +227,15 @@ def write_manifest(draft: Draft, out: Path, *, raw: Path, force: bool) -> None:
     trial = out.with_name(f".{out.name}.draft")
     trial.write_text(text)
     try:
+        if draft.header_geometry:
+            poni, ai = draft.header_geometry
+            poni.unlink(missing_ok=True)  # pyFAI appends to an existing file
+            ai.write(str(poni))
         detector_geometry(discover_manifest(trial)).load()
         trial.replace(out)
     except Exception:
-        for created in draft.created:
-            created.unlink(missing_ok=True)
+        if draft.header_geometry:
+            draft.header_geometry[0].unlink(missing_ok=True)
         raise
     finally:
         trial.unlink(missing_ok=True)

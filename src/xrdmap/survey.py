@@ -94,12 +94,8 @@ def survey(path: str | Path) -> Survey:
             suffix = f.name[-len(_suffix(f.name)) :]
             prefix = re.sub(r"\d+$", "", f.name[: -len(suffix)])
             series[(f.parent, prefix, suffix)].append(f)
-    per_folder: dict[Path, int] = defaultdict(int)
-    for folder, _, _ in series:
-        per_folder[folder] += 1
     for (folder, prefix, suffix), members in sorted(series.items()):
-        alone = per_folder[folder] == 1 and folder.resolve() != out.root
-        name = folder.name if alone else prefix.strip("_.-") or folder.name
+        name = prefix.strip("_.-") or folder.name  # the files' own name, else the folder's
         _survey_series(out, folder, f"{prefix}*{suffix}", sample_name(name), members)
     return out
 

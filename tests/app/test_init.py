@@ -1,0 +1,97 @@
+"""`xrdmap describe` and `xrdmap init` as a newcomer meets them: what they find, the
+one-line refusals, and a manifest that `process` can read."""
+
+import shutil
+
+import pytest
+import yaml
+
+from xrdmap.discovery import discover_beamtime
+
+
+@pytest.fixture
+def raw(tiny_beamtime, tmp_path):
+    """The tiny beamtime's frames, as a beamline left them (the folder layout's own
+    description files removed)."""
+    dst = tmp_path / "raw"
+    shutil.copytree(tiny_beamtime.beamtime_dir, dst)
+    (dst / "beamtime.json").unlink()
+    for sample in ("A_urban", "B_marine"):
+        (dst / sample / "scan.json").unlink()
+    return dst
+
+
+def test_describe_finds_the_frame_series_and_skips_the_mask(raw, xrdmap):
+    out = xrdmap("describe", raw)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "A_urban: 320 frames in 320 files: A_urban/frames/A_urban_*.cbf" in text
+    assert "B_marine: 411 frames in 411 files" in text
+    assert "format cbf, 195 x 487 int32, byte-offset, Content-MD5" in text
+    assert "header: PILATUS3 100K, S/N 3-0110; pixel 172 x 172 um; wavelength 1.2398 A" in text
+    assert "count cutoff 1048575" in text
+    assert "skipped: " in text and "mask.edf: an 8-bit image (a mask?)" in text
+
+
+def test_init_refusals_are_one_line(raw, tmp_path, xrdmap):
+    poni = ["--poni", raw / "geometry.poni"]
+    for args, message in (
+        ([], "no geometry: give --poni FILE"),
+        (poni, "A_urban: positions: 0 motors move with the frames"),
+        ([*poni, "--steps", "80x4"], "--steps needs --step-um"),
+        ([*poni, "--steps", "8x4", "--step-um", "2"], "--steps 8x4 is 32 points, the frames"),
+        ([*poni, "--sample", "C"], "--sample C: not found; there are A_urban, B_marine"),
+        (
+            [
+                *poni,
+                "--steps",
+                "80x4",
+                "--step-um",
+                "2",
+                "--sample",
+                "A_urban",
+                "--out",
+                raw / "i.yaml",
+            ],
+            "inside the raw",
+        ),
+    ):
+        out_args = [] if "--out" in args else ["--out", tmp_path / "m.yaml"]
+        out = xrdmap("init", raw, *args, *out_args)
+        assert out.returncode == 2, (args, out.stdout)
+        assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "m.yaml").exists() and not (raw / "i.yaml").exists()
+    bad = xrdmap("init", raw, *poni, "--steps", "80by4")
+    assert bad.returncode == 2 and "'80by4': expected N or NxM" in bad.stderr
+
+
+def test_init_writes_a_manifest_process_reads(raw, tmp_path, xrdmap):
+    args = ["init", raw, "--poni", raw / "geometry.poni", "--mask", raw / "mask.edf"]
+    args += ["--positions-csv", "{folder}/../points.csv", "--x", "x_um", "--y", "y_um"]
+    out = xrdmap(*args, "--out", tmp_path / "bt.yaml")
+    assert out.returncode == 0, out.stderr
+    assert f"Next: xrdmap process {tmp_path / 'bt.yaml'} --store bt.zarr" in out.stdout
+    manifest = yaml.safe_load((tmp_path / "bt.yaml").read_text())
+    assert manifest["raw"] == "raw" and manifest["geometry"]["mask"] == "raw/mask.edf"
+    assert manifest["samples"][1]["positions"]["file"] == "B_marine/points.csv"
+    bt = discover_beamtime(tmp_path / "bt.yaml")
+    assert [s.grid for s in bt.samples] == [(80, 4), (137, 3)]
+    again = xrdmap(*args, "--out", tmp_path / "bt.yaml")
+    assert again.returncode == 2 and "exists; --force replaces it" in again.stderr
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    shutil.move(tmp_path / "bt.yaml", moved / "bt.yaml")
+    shutil.move(raw, moved / "raw")  # relative paths: the two move together
+    assert discover_beamtime(moved / "bt.yaml").sample("A_urban").n_points == 320
+
+
+def test_geometry_from_the_header_is_written_with_a_warning(raw, tmp_path, xrdmap):
+    out = xrdmap(
+        "init", raw, "--geometry-from-header", "--steps", "80x4", "--step-um", "2",
+        "--sample", "A_urban", "--out", tmp_path / "h.yaml",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "warning: geometry from the frame header of A_urban" in out.stdout
+    assert "not a calibration" in out.stdout
+    poni = (tmp_path / "h.header.poni").read_text()
+    assert "Distance: 0.153" in poni and "Wavelength: 1.2398" in poni

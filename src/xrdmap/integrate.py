@@ -92,23 +92,33 @@ def load_geometry(
             raise GeometryError(f"{path}: {name}: {fields[name]} is not an angle in radians")
     if not 1e-12 < float(fields["Wavelength"]) < 1e-8:
         raise GeometryError(f"{path}: Wavelength: {fields['Wavelength']} m is not an X-ray")
-    try:
-        poni = PoniFile(str(path))
-    except Exception as exc:  # pyFAI raises many types on a bad detector definition
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise GeometryError(f"{path}: Detector: {fields.get('Detector')!r}: {first}") from None
-    detector = _detector(path, poni.detector, shape, pixel_size_m, orientation)
-    ai = AzimuthalIntegrator(
-        dist=poni.dist,
-        poni1=poni.poni1,
-        poni2=poni.poni2,
-        rot1=poni.rot1,
-        rot2=poni.rot2,
-        rot3=poni.rot3,
-        wavelength=poni.wavelength,
+    values = {name: float(fields[name]) for name in PONI_FIELDS}
+    if "Detector" in fields:
+        try:
+            poni = PoniFile(str(path))
+        except Exception as exc:  # pyFAI raises many types on a bad detector definition
+            text = str(exc).strip()
+            first = text.splitlines()[0][:160] if text else type(exc).__name__
+            raise GeometryError(f"{path}: Detector: {fields['Detector']!r}: {first}") from None
+        named: Detector | None = poni.detector
+    else:  # pyFAI's reader needs a Detector line in v2 files: the numbers are read above
+        named = None
+        if "PixelSize1" in fields and "PixelSize2" in fields:  # a v1 PONI
+            try:
+                named = Detector(float(fields["PixelSize1"]), float(fields["PixelSize2"]))
+            except ValueError:
+                raise GeometryError(f"{path}: PixelSize1/2: not numbers") from None
+    detector = _detector(path, named, shape, pixel_size_m, orientation)
+    return AzimuthalIntegrator(
+        dist=values["Distance"],
+        poni1=values["Poni1"],
+        poni2=values["Poni2"],
+        rot1=values["Rot1"],
+        rot2=values["Rot2"],
+        rot3=values["Rot3"],
+        wavelength=values["Wavelength"],
         detector=detector,
     )
-    return ai
 
 
 def _detector(

@@ -89,3 +89,97 @@ def test_steel_store_matches_pyfai_and_shows_ferrite_and_austenite(steel):
     for name, expected in STEEL_LINES.items():
         nearest = d[peaks][np.argmin(np.abs(d[peaks] - expected))]
         assert abs(nearest - expected) / expected < 2e-3, (name, nearest)
+
+
+def _foreign_poni(path, *, distance_mm, centre_px, pixel_um, wavelength_a):
+    """A PONI as another program writes it: no Detector line (pixel size and shape
+    come from the frames and the manifest). The numbers are those SOURCES.md states
+    (its ring fits; the AgBh pixel size is its inference), within 2% and half a bin."""
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    ai = AzimuthalIntegrator(wavelength=wavelength_a * 1e-10)
+    ai.setFit2D(distance_mm, *centre_px, pixelX=pixel_um, pixelY=pixel_um)
+    path.unlink(missing_ok=True)
+    ai.write(str(path))
+    text = path.read_text().splitlines()
+    path.write_text("\n".join(li for li in text if not li.startswith("Detector")) + "\n")
+    return path
+
+
+def _process_core(manifest, store):
+    from xrdmap.config import load_process
+    from xrdmap.ingest import process_chunk
+    from xrdmap.plan import plan_beamtime
+
+    cfg = load_process()
+    plan = plan_beamtime(str(manifest), str(store), cfg)
+    for chunk in plan.todo:
+        process_chunk(str(store), chunk, cfg)
+    root = open_store(str(store))
+    (name,) = root.attrs["xrdmap"]["samples"]
+    return sample_group(root, name), plan.beamtime
+
+
+def _peak_d(group, wavelength_a, lo_d, hi_d):
+    """d of the strongest peak between lo_d and hi_d, and half a bin there, relative."""
+    tth, y = group["tth_deg"][:], group["patterns"][0]
+    d = wavelength_a / (2 * np.sin(np.radians(tth) / 2))
+    inside = np.flatnonzero((d > lo_d) & (d < hi_d))
+    top = inside[np.argmax(y[inside])]
+    return d[top], 0.5 * (tth[1] - tth[0]) / tth[top]
+
+
+@pytest.mark.parametrize(
+    ("folder", "frames", "poni", "pixel_um", "wavelength_a", "expected_d", "window"),
+    [
+        # SPE CCD, CeO2 with Mo Ka: 111 at a / sqrt(3) = 3.124 A (a = 5.411 A)
+        ("spe_ceo2", "CeO2_PI_CCD_Mo.SPE", (115.95, (521.9, 524.3)), 100, 0.71073, 3.124,
+         (2.9, 3.4)),
+        # MarCCD TIFF, silver behenate: d001 = 58.38 A and d002; SOURCES.md's centre
+        # "(568.8, 483.5)" is (row, column): x = 483.5, y = 568.8
+        ("tiff_saxs_agbh", "AgBehenate_003.tif", (566.9, (483.5, 568.8)), 158, 1.0332, 58.38,
+         (45.0, 80.0)),
+        ("tiff_saxs_agbh", "AgBehenate_003.tif", (566.9, (483.5, 568.8)), 158, 1.0332, 29.19,
+         (25.0, 34.0)),
+    ],
+)  # fmt: skip
+def test_spe_and_tiff_frames_with_a_poni_naming_no_detector(
+    xrdmap, tmp_path, folder, frames, poni, pixel_um, wavelength_a, expected_d, window
+):
+    distance, centre = poni
+    geometry = _foreign_poni(
+        tmp_path / "calib.poni",
+        distance_mm=distance,
+        centre_px=centre,
+        pixel_um=pixel_um,
+        wavelength_a=wavelength_a,
+    )
+    described = xrdmap("describe", REAL / folder)
+    assert described.returncode == 0 and "pixel size: not in the header" in described.stdout
+    args = ["init", REAL / folder, "--poni", geometry, "--steps", "1x1", "--step-um", "1"]
+    refused = xrdmap(*args, "--out", tmp_path / "m.yaml")
+    assert refused.returncode == 2 and "give geometry.pixel_size_um" in refused.stderr
+    made = xrdmap(*args, "--pixel-size-um", pixel_um, "--out", tmp_path / "m.yaml")
+    assert made.returncode == 0, made.stderr
+    group, beamtime = _process_core(tmp_path / "m.yaml", tmp_path / "s.zarr")
+    assert beamtime.sample(group.basename).frame_format == "fabio"
+    assert (group["status"][:] == 0).all()
+    found, half_bin = _peak_d(group, wavelength_a, *window)
+    assert abs(found - expected_d) / expected_d < 0.02 + half_bin, found
+
+
+def test_pilatus_cbfs_with_the_headers_geometry(xrdmap, tmp_path):
+    """Two points of a real DLS grid scan (PILATUS3 6M, bz2): the header's geometry,
+    uncalibrated, with a warning; Content-MD5 verified for both frames."""
+    folder = REAL / "cbf_pilatus"
+    made = xrdmap(
+        "init", folder, "--geometry-from-header", "--sample", "thau_3_2", "--steps", "1x2",
+        "--step-um", "20", "--out", tmp_path / "t.yaml",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "warning: geometry from the frame header of thau_3_2" in made.stdout
+    group, beamtime = _process_core(tmp_path / "t.yaml", tmp_path / "t.zarr")
+    assert beamtime.count_cutoff == 115897  # the header's
+    assert (group["status"][:] == 0).all()
+    assert all(c.startswith("md5:") for c in group["input_checksum"][:])
+    assert np.isfinite(group["patterns"][:]).all()

@@ -140,3 +140,16 @@ def test_bliss_scan_lima_frames_over_missing_files():
         assert (src.n_frames, src.shape) == (5, (2048, 2048))
     batch = read_frames(_refs(scan.parent, [spec] * 5, range(5)), 0, 5, (2048, 2048))
     assert (batch.status == STATUS_MISSING).all() and "marana_0000.h5 missing" in batch.reason[0]
+
+
+def test_bliss_positioners_are_read_and_clocks_are_no_motors():
+    """ESRF ID11 loopscan: 52 entries in instrument/positioners, 50 motors that did not
+    move (a snapshot) and two clocks (epoch, elapsed_time) that are no positions."""
+    from xrdmap.survey import survey
+
+    found = survey(REAL / "bliss_h5_structure/demoh5_dataset")
+    scan = next(f for f in found.framesets if f.name == "demoh5_dataset_2.1")
+    assert scan.n_frames == 5 and scan.shape == (2048, 2048)
+    assert len(scan.snapshot) == 50 and {"samx", "samy", "diffrz"} <= set(scan.snapshot)
+    assert scan.motors == {}  # a loopscan moves nothing: init asks for positions
+    assert scan.missing == [str(REAL / "bliss_h5_structure/demoh5_dataset/scan0002/marana_0000.h5")]

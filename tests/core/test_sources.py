@@ -1,0 +1,61 @@
+"""Frame sources on files written here: multi-frame files, compressed copies, float
+pixels, the family chosen by the file name."""
+
+import gzip
+
+import fabio
+import numpy as np
+import pytest
+
+from xrdmap.sources import (
+    STATUS_OK,
+    STATUS_WRONG_SHAPE,
+    FrameRefs,
+    open_source,
+    read_frames,
+    source_class,
+)
+from xrdmap.sources.cbf import CbfFile
+from xrdmap.sources.fabio_file import FabioFile
+from xrdmap.sources.hdf5 import Hdf5Dataset
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("a.cbf", CbfFile),
+        ("a.CBF.gz", CbfFile),
+        ("scan.nxs", Hdf5Dataset),
+        ("x_master.h5", Hdf5Dataset),
+        ("a.edf", FabioFile),
+        ("a.mar3450", FabioFile),
+        ("a.tif", FabioFile),
+    ],
+)
+def test_the_family_is_chosen_by_the_file_name(tmp_path, name, cls):
+    assert source_class(tmp_path / name) is cls
+
+
+def test_a_multi_frame_edf_and_its_gzip_copy(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 60000, (3, 20, 30)).astype(np.uint16)
+    image = fabio.edfimage.EdfImage(data=frames[0])
+    for frame in frames[1:]:
+        image.append_frame(data=frame)
+    image.write(str(tmp_path / "m.edf"))
+    (tmp_path / "m.edf.gz").write_bytes(gzip.compress((tmp_path / "m.edf").read_bytes()))
+    for name in ("m.edf", "m.edf.gz"):
+        with open_source(tmp_path / name) as src:
+            assert (src.n_frames, src.shape, src.dtype) == (3, (20, 30), np.uint16)
+        refs = FrameRefs(tmp_path, 0, (name,) * 3, np.array([2, 0, 1]), frozenset())
+        batch = read_frames(refs, 0, 3, (20, 30))
+        assert (batch.status == STATUS_OK).all()
+        np.testing.assert_array_equal(batch.frames, frames[[2, 0, 1]].astype(np.int32))
+
+
+def test_float_pixels_are_refused_naming_the_file(tmp_path):
+    fabio.edfimage.EdfImage(data=np.ones((20, 30), np.float32)).write(str(tmp_path / "f.edf"))
+    refs = FrameRefs(tmp_path, 0, ("f.edf",), np.array([0]), frozenset())
+    batch = read_frames(refs, 0, 1, (20, 30))
+    assert batch.status[0] == STATUS_WRONG_SHAPE
+    assert batch.reason[0] == f"{tmp_path / 'f.edf'}: float32 pixels, expected integer counts"

@@ -245,7 +245,6 @@ def discover_manifest(path: Path) -> Beamtime:
     header = first_frame(samples)[1]
     pixel = geometry.pixel_size_um
     pixel_m = (pixel[0] * 1e-6, pixel[1] * 1e-6) if pixel else header.pixel_size_m
-    inside(raw, raw, what=f"{path}: raw")
     return Beamtime(
         root=raw,
         description=path.resolve(),

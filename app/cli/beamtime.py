@@ -212,15 +212,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         ),
     )
     ini.add_argument("path", type=Path, metavar="PATH", help="raw data folder or file")
-    ini.add_argument("--poni", type=Path, help="pyFAI geometry (PONI v1, v2, v2.1)")
+    ini.add_argument("--poni", type=Path, metavar="FILE", help="pyFAI geometry (PONI v1, v2, v2.1)")
     ini.add_argument(
         "--geometry-from-header",
         action="store_true",
         help="no PONI: the frame header's beam centre, distance, wavelength (uncalibrated)",
     )
-    ini.add_argument("--mask", type=Path, help="detector mask image (nonzero = masked)")
-    ini.add_argument("--out", type=Path, help="the manifest to write (default ./<folder>.yaml)")
-    ini.add_argument("--sample", action="append", help="only this frame set (repeat for several)")
+    ini.add_argument(
+        "--mask", type=Path, metavar="FILE", help="detector mask image (nonzero = masked)"
+    )
+    ini.add_argument(
+        "--out", type=Path, metavar="FILE", help="the manifest to write (default ./<folder>.yaml)"
+    )
+    ini.add_argument(
+        "--sample", action="append", metavar="NAME", help="only this frame set (repeat for several)"
+    )
     ini.add_argument(
         "--steps",
         type=lambda t: _pair(t, int, "x"),
@@ -229,9 +235,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     ini.add_argument("--step-um", type=_pair, metavar="X[,Y]", help="step sizes in um")
     ini.add_argument("--snake", action="store_true", help="every other row runs backwards")
-    ini.add_argument("--positions-csv", type=Path, metavar="FILE", help="positions table")
-    ini.add_argument("--x", help="x column of --positions-csv, or the HDF5 motor for x")
-    ini.add_argument("--y", help="y column of --positions-csv, or the HDF5 motor for y")
+    ini.add_argument(
+        "--positions-csv",
+        type=Path,
+        metavar="FILE",
+        help="positions table, one row per frame; {folder} stands for each frame set's folder",
+    )
+    ini.add_argument(
+        "--x", metavar="NAME", help="x column of --positions-csv, or the HDF5 motor for x"
+    )
+    ini.add_argument(
+        "--y", metavar="NAME", help="y column of --positions-csv, or the HDF5 motor for y"
+    )
     ini.add_argument("--unit", choices=["um", "mm", "nm"], help="position unit (CSV: um, HDF5: mm)")
     ini.add_argument(
         "--pixel-size-um", type=_pair, metavar="P[,P]", help="when PONI and header lack it"
@@ -242,7 +257,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         choices=[1, 2, 3, 4],
         help="pyFAI image orientation (3: origin at the bottom right, pyFAI's default)",
     )
-    ini.add_argument("--count-cutoff", type=int, help="counts at and above are not measured")
+    ini.add_argument(
+        "--count-cutoff", type=int, metavar="N", help="counts at and above are not measured"
+    )
     ini.add_argument("--force", action="store_true", help="replace an existing manifest")
     ini.set_defaults(func=init)
 

@@ -97,12 +97,13 @@ def test_nxmx_and_bliss_through_predict_maps_and_query(
     prefect_server, layouts, model, layout, xrdmap
 ):
     from flows.predict import run_predict_store
+    from flows.process_beamtime import run_process_beamtime
 
     manifest, _ = layouts[layout]
     store = manifest.parent / "flow.zarr"
-    done = xrdmap("process", manifest, "--store", store, "--workers", 2, "--quiet")
-    assert done.returncode == 0, done.stderr
-    assert "Processed 731 frames (2 chunks)" in done.stdout
+    cfg = load_process().model_copy(update={"dask": DaskConfig(n_workers=2)})
+    done = run_process_beamtime(str(manifest), str(store), cfg)
+    assert done.frames_processed == 731 and not done.quarantined
     registry, version = model
     maps = store.parent / "maps"
     summary = run_predict_store(

@@ -35,6 +35,10 @@ def simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 #: Quarantined frames listed one by one after a run.
 SHOWN = 20
 
@@ -130,7 +134,8 @@ def process(args: argparse.Namespace) -> int:
         print(f"Nothing to do: {store} already holds all {summary.frames} frames.")
     else:
         print(
-            f"Processed {summary.frames_processed} frames ({summary.chunks_processed} chunks) "
+            f"Processed {_count(summary.frames_processed, 'frame')} "
+            f"({_count(summary.chunks_processed, 'chunk')}) "
             f"into {store} in {summary.seconds:.1f} s ({summary.frames_per_second:.3g} "
             f"frames/s); {summary.chunks_skipped} chunks were already done."
         )

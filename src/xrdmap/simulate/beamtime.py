@@ -372,9 +372,10 @@ def simulate_beamtime(
             initializer=_init_worker,
             initargs=(ctx, seed),
         ) as pool:
-            futures = [pool.submit(_render_chunk, c) for c in work]
+            futures = {pool.submit(_render_chunk, c) for c in work}
             for fut in as_completed(futures):
                 chunk, frames, visible = fut.result()
+                futures.discard(fut)  # its frames are written below: let them go
                 sample = samples[chunk.sample_index]
                 sample["visible"][chunk.points] = visible
                 if frames is not None:

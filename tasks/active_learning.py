@@ -23,12 +23,13 @@ from xrdmap.active.queue import (
     write_queue,
 )
 from xrdmap.config import PhasesConfig, TrainConfig
+from xrdmap.errors import InputError
 from xrdmap.label_store import labeled_points, stored_labels
 from xrdmap.phases import store_reference_lines
 from xrdmap.store import latest_predicted
 
 
-class LabelsTimeoutError(TimeoutError):
+class LabelsTimeoutError(TimeoutError, InputError):
     """The expert did not label the queue in time; labels so far are kept."""
 
 

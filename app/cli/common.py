@@ -47,14 +47,30 @@ def print_metrics(metrics: dict[str, dict]) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the chosen command; bad input (and a disk that refuses to be written: full,
-    read-only, no permission) is one line on stderr, exit status 2; ``--debug`` shows
-    the traceback instead."""
+    read-only, no permission; an address nothing answers on) is one line on stderr,
+    exit status 2; a cluster or server that times out mid-run is one line, status 1;
+    ``--debug`` shows the traceback instead."""
     try:
         return args.func(args)
     except BrokenPipeError:  # the reader went away (`xrdmap describe ... | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (InputError, OSError) as exc:
+    except InputError as exc:
+        if args.debug:
+            raise
+        print(f"xrdmap {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except (TimeoutError, ConnectionError) as exc:  # a cluster or server, not the user
+        if args.debug:
+            raise
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"xrdmap {args.command}: error: {type(exc).__name__}: {text} (the Dask cluster "
+            "or the Prefect server did not answer; --debug shows where)",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as exc:  # a disk that refuses, or a wrong address (Dask, S3)
         if args.debug:
             raise
         print(f"xrdmap {args.command}: error: {_one_line(exc)}", file=sys.stderr)
@@ -65,7 +81,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _one_line(exc: Exception) -> str:
-    if isinstance(exc, OSError) and not isinstance(exc, InputError):
+    """The first line of the message; a disk error (one with an errno: full, read-only,
+    no permission) names its file and says that the disk refused."""
+    if isinstance(exc, OSError) and not isinstance(exc, InputError) and exc.errno is not None:
         where = exc.filename or "a file"
         return f"{where}: {exc.strerror or exc} (the disk refused the write or read)"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,5 +1,6 @@
 """The command line as a user meets it: help, wrong arguments, bad config, a real run."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -111,3 +112,16 @@ def test_a_sample_with_every_frame_quarantined_fails_and_says_how_to_retry(
     assert "... and 391 more (the store's reason array)" in out.stdout
     assert f"--store {store} --retry-quarantined" in out.stdout
     assert "error: every frame of sample B_marine is quarantined" in out.stdout
+
+
+def test_a_scheduler_that_does_not_answer_is_named_not_blamed_on_the_disk(tiny_beamtime, tmp_path):
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "process", tiny_beamtime.beamtime_dir, "--store",
+         tmp_path / "s.zarr", "--scheduler", "tcp://127.0.0.1:9", "--quiet"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "xrdmap process: error: Timed out trying to connect to tcp://127.0.0.1:9 after 2 s"
+    )

@@ -21,6 +21,8 @@ def prefect_session(verbose: bool) -> Iterator[None]:
     from flows.runtime import prefect_api, quiet_defaults
 
     console_level = "INFO" if verbose else "CRITICAL"
+    # the command line decides (--verbose), whatever an outer process left in the env
+    os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = console_level
     quiet_defaults(console_level=console_level)
     with prefect_api(console_level=console_level):
         yield

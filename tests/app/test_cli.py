@@ -99,7 +99,7 @@ def test_the_command_line_loads_prefect_only_when_a_flow_runs():
 
 
 def test_a_sample_with_every_frame_quarantined_fails_and_says_how_to_retry(
-    tiny_beamtime, tmp_path, xrdmap
+    prefect_server, tiny_beamtime, tmp_path, xrdmap
 ):
     bt = tmp_path / "bt"
     shutil.copytree(tiny_beamtime.beamtime_dir, bt)

@@ -64,6 +64,13 @@ class PeakMemory(threading.Thread):
         self.join()
 
 
+def raw_folder(beamtime: str) -> Path:
+    """The folder of raw files: the beamtime folder, or a manifest's ``raw``."""
+    from xrdmap.discovery import discover_beamtime
+
+    return discover_beamtime(beamtime).root
+
+
 def prepare_cache(beamtime: str, state: str) -> dict:
     """cold: drop the page cache (root only); warm: read every raw file once."""
     if state == "cold":
@@ -75,7 +82,7 @@ def prepare_cache(beamtime: str, state: str) -> dict:
         return {"cache": "cold (page cache dropped)"}
     t0 = time.perf_counter()
     n = 0
-    for path in Path(beamtime).rglob("*"):
+    for path in raw_folder(beamtime).rglob("*"):
         if path.is_file():
             n += len(path.read_bytes())
     return {
@@ -104,7 +111,7 @@ def end_to_end(beamtime: str, store: str, workers: int | None) -> dict:
         wall = time.perf_counter() - t0
         memory.stop()
     size = sum(p.stat().st_size for p in Path(store).rglob("*") if p.is_file())
-    raw = sum(p.stat().st_size for p in Path(beamtime).rglob("*") if p.is_file())
+    raw = sum(p.stat().st_size for p in raw_folder(beamtime).rglob("*") if p.is_file())
     return {
         "frames": summary.frames_processed,
         "chunks": summary.chunks_processed,
@@ -237,10 +244,12 @@ def main() -> None:
         "decoding": decoding(args.beamtime, args.integration_frames),
     }
     if args.also:
+        cache = prepare_cache(args.also, args.cache)  # the same page-cache state as the first
         other = end_to_end(args.also, args.also_store, args.workers)
         first = results["end_to_end"]
         results["also"] = {
             "beamtime": args.also,
+            "page_cache": cache,
             "end_to_end": other,
             "frames_per_s_ratio_also_over_first": round(
                 other["frames_per_s_flow"] / first["frames_per_s_flow"], 2

@@ -231,7 +231,7 @@ def test_nexus_beamtime_gives_the_same_patterns_as_cbf(prefect_server, small_cfg
         summary = run(bt.beamtime_dir, tmp_path / f"{fmt}.zarr", small_cfg)
         assert summary.frames_processed == 144 and not summary.quarantined
         stores[fmt] = zarr.open_group(tmp_path / f"{fmt}.zarr", mode="r")["samples/N"]
-    assert all(c.startswith("sha256:") for c in stores["hdf5"]["input_checksum"][:])
+    assert all(c.startswith("sha256-chunk:") for c in stores["hdf5"]["input_checksum"][:])
     for name in ("frames", "patterns", "sigma", "status"):
         np.testing.assert_array_equal(stores["cbf"][name][:], stores["hdf5"][name][:])
 

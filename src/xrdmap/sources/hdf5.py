@@ -10,6 +10,7 @@ of the fill values HDF5 would silently return.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import h5py
@@ -117,6 +118,22 @@ class Hdf5Dataset(FrameSource):
                 STATUS_CORRUPT,
                 f"{self.path}::{self.dataset}: frames {start}..{stop - 1} unreadable: {exc}",
             ) from None
+
+    def checksums(self, start: int, block: np.ndarray) -> list[str]:
+        """SHA-256 of each frame's stored (compressed) chunk where a chunk holds one
+        frame (DECTRIS, LIMA): the file's own bytes, 5-10x fewer than the pixels; else
+        of the pixels."""
+        dset = self._dset
+        if self._one or dset.is_virtual or dset.chunks != (1, *self.shape):
+            return super().checksums(start, block)
+        try:
+            return [
+                "sha256-chunk:"
+                + hashlib.sha256(dset.id.read_direct_chunk((start + i, 0, 0))[1]).hexdigest()
+                for i in range(len(block))
+            ]
+        except (OSError, ValueError):  # a chunk never written (fill value)
+            return super().checksums(start, block)
 
     def missing_frames(self) -> dict[int, str]:
         if not self._dset.is_virtual:

@@ -44,9 +44,15 @@ SHOWN = 20
 
 
 def describe(args: argparse.Namespace) -> int:
-    from xrdmap.survey import summary_lines, survey
+    from xrdmap.discovery import discover_beamtime
+    from xrdmap.survey import beamtime_lines, summary_lines, survey
 
-    print("\n".join(summary_lines(survey(args.path))))
+    path: Path = args.path
+    described = path.suffix in (".yaml", ".yml") or (path / "beamtime.json").is_file()
+    if described:  # a manifest or the folder layout: what process will read
+        print("\n".join(beamtime_lines(discover_beamtime(path, require_complete=False))))
+    else:
+        print("\n".join(summary_lines(survey(path))))
     return 0
 
 

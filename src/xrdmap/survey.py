@@ -17,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from xrdmap.beamtime import NO_COUNT_CUTOFF, Beamtime
 from xrdmap.errors import BeamtimeError
 from xrdmap.manifest import frame_files
 from xrdmap.sources import FrameError, FrameSource, HeaderValues, open_source, source_class
@@ -374,5 +375,24 @@ def summary_lines(found: Survey) -> list[str]:
         lines.append(
             "geometry: init needs --poni FILE (a pyFAI calibration), or "
             "--geometry-from-header (the header's values, uncalibrated)"
+        )
+    return lines
+
+
+def beamtime_lines(beamtime: Beamtime) -> list[str]:
+    """What ``xrdmap describe`` prints for a manifest or a beamtime folder: what
+    ``process`` will read."""
+    n = len(beamtime.samples)
+    cutoff = "none" if beamtime.count_cutoff == NO_COUNT_CUTOFF else beamtime.count_cutoff
+    lines = [
+        f"{beamtime.description}: {n} sample{'s' if n != 1 else ''}, raw data in {beamtime.root}",
+        f"geometry: {beamtime.poni_path}; mask: {beamtime.mask_path or 'none'}; "
+        f"count cutoff: {cutoff}",
+    ]
+    for s in beamtime.samples:
+        missing = f", {len(s.missing)} frame files missing" if s.missing else ""
+        lines.append(
+            f"{s.name}: {s.n_points} points on {s.grid[0]} x {s.grid[1]}, "
+            f"{len(dict.fromkeys(s.files))} {s.frame_format} files{missing}"
         )
     return lines

@@ -74,6 +74,10 @@ def test_init_writes_a_manifest_process_reads(raw, tmp_path, xrdmap):
     manifest = yaml.safe_load((tmp_path / "bt.yaml").read_text())
     assert manifest["raw"] == "raw" and manifest["geometry"]["mask"] == "raw/mask.edf"
     assert manifest["samples"][1]["positions"]["file"] == "B_marine/points.csv"
+    described = xrdmap("describe", tmp_path / "bt.yaml")
+    assert described.returncode == 0, described.stderr
+    assert "A_urban: 320 points on 80 x 4, 320 cbf files" in described.stdout
+    assert "count cutoff: 1048575" in described.stdout
     bt = discover_beamtime(tmp_path / "bt.yaml")
     assert [s.grid for s in bt.samples] == [(80, 4), (137, 3)]
     again = xrdmap(*args, "--out", tmp_path / "bt.yaml")

@@ -57,7 +57,7 @@ simulate-full: $(BIN)/.installed
 bench-process: $(BIN)/.installed
 	test -f data/full/beamtime/BEAMTIME_COMPLETE || $(MAKE) simulate-full
 	test -f data/full-nxmx/beamtime/BEAMTIME_COMPLETE || \
-		$(BIN)/xrdmap simulate data/full-nxmx --preset full --seed 0 --layout nxmx --overwrite --quiet
+		$(BIN)/xrdmap simulate data/full-nxmx --preset full --seed $(SEED) --layout nxmx --overwrite --quiet
 	test -f data/full-nxmx.yaml || $(BIN)/xrdmap init data/full-nxmx/beamtime \
 		--poni data/full-nxmx/beamtime/geometry.poni --mask data/full-nxmx/beamtime/mask.edf \
 		--out data/full-nxmx.yaml

@@ -32,7 +32,7 @@ STEEL_LINES = {
 
 
 @pytest.fixture(scope="module")
-def steel(xrdmap, tmp_path_factory):
+def steel(prefect_server, xrdmap, tmp_path_factory):
     """The three MAR345 frames described, their manifest written and processed with
     3000 bins (fine enough to part ferrite 110 from austenite 111)."""
     work = tmp_path_factory.mktemp("steel")

@@ -3,6 +3,8 @@ master with data files, an ESRF BLISS scan over LIMA files, a TIFF series): `ini
 writes their manifests, and they run through the whole pipeline (process, predict,
 maps, query), giving the patterns the CBF series of the same frames gives."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -94,24 +96,24 @@ def test_each_layout_gives_the_patterns_of_the_cbf_series(layouts, tiny_store, l
 
 @pytest.mark.parametrize("layout", ["nxmx", "bliss"])
 def test_nxmx_and_bliss_through_predict_maps_and_query(
-    prefect_server, layouts, model, layout, xrdmap
+    prefect_server, dask_scheduler, layouts, model, layout
 ):
+    """On a running Dask cluster (loopback scheduler + 2 workers), as at a facility."""
+    from flows.active_learning import query_relabel
     from flows.predict import run_predict_store
     from flows.process_beamtime import run_process_beamtime
 
     manifest, _ = layouts[layout]
     store = manifest.parent / "flow.zarr"
-    cfg = load_process().model_copy(update={"dask": DaskConfig(n_workers=2)})
+    dask = DaskConfig(address=dask_scheduler.address)
+    cfg = load_process().model_copy(update={"dask": dask})
     done = run_process_beamtime(str(manifest), str(store), cfg)
     assert done.frames_processed == 731 and not done.quarantined
     registry, version = model
     maps = store.parent / "maps"
-    summary = run_predict_store(
-        str(store), registry, DaskConfig(n_workers=2), version=version, maps_dir=str(maps)
-    )
+    summary = run_predict_store(str(store), registry, dask, version=version, maps_dir=str(maps))
     assert summary.n_points == 731
     assert len(list(maps.rglob("*_phases.png"))) == 2
-    asked = xrdmap("query", store, "--n", 5, "--model", version)
-    assert asked.returncode == 0, asked.stderr
-    queue = next(store.parent.glob("flow.zarr-queue/*/queue.csv"))
-    assert len(queue.read_text().splitlines()) == 6
+    queue, asked_with = query_relabel(str(store), 5, version=version)
+    assert asked_with == version
+    assert len(Path(queue).read_text().splitlines()) == 6

@@ -51,7 +51,7 @@ def predict(args: argparse.Namespace) -> int:
     print(
         f"Predicted {summary.n_points} patterns with model {summary.version} in "
         f"{summary.seconds:.1f} s (model calls {summary.model_seconds:.2f} s); "
-        f"confidences in {store}/<sample>/confidence/{summary.version}."
+        f"confidences in {store}/samples/<sample>/confidence/{summary.version}."
     )
     print("Maps:")
     for path in summary.maps:
@@ -97,7 +97,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "predict",
         help="classify every pattern of a store with a model version, then draw the maps",
         description=(
-            "A Prefect flow over Dask-parallel chunks writes <sample>/confidence/<version> "
+            "A Prefect flow over Dask-parallel chunks writes samples/<sample>/confidence/<version> "
             "(n, 9) for every sample (earlier versions stay), then per-class confidence "
             "maps, phase maps of the corrosion products and an overview as PNG and as "
             "Prefect artifacts."

@@ -83,7 +83,7 @@ def _chosen(survey: Survey, names: tuple[str, ...]) -> list[FrameSet]:
     return chosen
 
 
-def _positions(frameset: FrameSet, survey: Survey, opts: DraftOptions, here: Path) -> dict:
+def _positions(frameset: FrameSet, survey: Survey, opts: DraftOptions) -> dict:
     if opts.steps:
         if not opts.step_um:
             raise BeamtimeError("--steps needs --step-um X[,Y]")
@@ -204,7 +204,7 @@ def draft_manifest(survey: Survey, out: Path, opts: DraftOptions) -> Draft:
             {
                 "name": f.name,
                 "frames": f.frames,
-                "positions": _positions(f, survey, opts, here),
+                "positions": _positions(f, survey, opts),
             }
             for f in chosen
         ],

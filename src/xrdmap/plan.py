@@ -161,9 +161,8 @@ def _check_same_acquisition(
     the same."""
     refs = sample.frame_refs(region.start, region.stop)
     where = f"{store}: {sample.name} points {region.start}..{region.stop - 1}"
-    same_ok = source_identity(refs, ok) == recorded[1]
     if retrying:
-        if not same_ok:
+        if source_identity(refs, ok) != recorded[1]:
             raise StoreError(
                 f"{where}: the frame files of its points ingested ok changed (size or time) "
                 "since; the store would mix two acquisitions: process into a new store"
@@ -171,7 +170,7 @@ def _check_same_acquisition(
         return
     if source_identity(refs) != recorded[0]:
         hint = ""
-        if same_ok and not ok.all():
+        if not ok.all() and source_identity(refs, ok) == recorded[1]:
             hint = " (only files of quarantined points changed: --retry-quarantined reads them)"
         raise StoreError(
             f"{where}: their frame files changed (size or time) since they were ingested; "

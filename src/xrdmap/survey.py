@@ -21,7 +21,7 @@ from xrdmap.beamtime import NO_COUNT_CUTOFF, Beamtime
 from xrdmap.errors import BeamtimeError
 from xrdmap.manifest import frame_files
 from xrdmap.sources import FrameError, FrameSource, HeaderValues, open_source, source_class
-from xrdmap.sources.hdf5 import Hdf5Dataset
+from xrdmap.sources.hdf5 import Hdf5Dataset, as_text
 
 #: Name endings of detector frame files (every family the sources read).
 FRAME_SUFFIXES = (
@@ -157,7 +157,7 @@ def _referenced_files(path: Path) -> set[Path]:
                     for src in dset.virtual_sources():
                         if src.file_name != ".":
                             found.add((path.parent / src.file_name).resolve())
-    except (OSError, AttributeError):
+    except OSError:
         pass
     return found
 
@@ -286,17 +286,13 @@ def _motors(h5: h5py.File, top: str, n: int, rel: str) -> tuple[dict[str, str], 
                 item.ndim == 1
                 and item.shape[0] == n
                 and not NOT_MOTORS.match(key)
-                and _text(item.attrs.get("transformation_type", "translation")) == "translation"
+                and as_text(item.attrs.get("transformation_type", "translation")) == "translation"
                 and not key.endswith(("_end", "_increment_set"))
             ):
                 values = item[()]
                 if np.ptp(values) > 0 and key not in motors:
                     motors[key] = f"{rel}::{item.name}"
     return motors, snapshot
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def fast_and_slow(motors: dict[str, str], root: Path) -> tuple[str, str] | None:

@@ -103,13 +103,7 @@ def create_nexus(
     beam["incident_wavelength"].attrs["units"] = "angstrom"
     data = entry.create_group("data")
     data.attrs.update({"NX_class": "NXdata", "signal": "data"})
-    dset = data.create_dataset(
-        "data",
-        shape=(n_frames, *shape),
-        dtype=np.int32,
-        chunks=(1, *shape),
-        **NEXUS_COMPRESSION,
-    )
+    dset = _frames_dataset(data, "data", n_frames, shape)
     dset.attrs["units"] = "counts"
     det["data"] = h5py.SoftLink("/entry/data/data")
     return f
@@ -132,6 +126,16 @@ def write_json(path: Path, payload: dict) -> None:
 
 #: Frames per NXmx data file and per LIMA file, as DECTRIS and ESRF write them.
 FRAMES_PER_FILE = 1000
+
+
+def _frames_dataset(
+    group: h5py.Group, name: str, n_frames: int, shape: tuple[int, int]
+) -> h5py.Dataset:
+    """(n, ny, nx) int32 frames, one chunk per frame, bitshuffle-LZ4, as DECTRIS and
+    LIMA write them."""
+    return group.create_dataset(
+        name, shape=(n_frames, *shape), dtype=np.int32, chunks=(1, *shape), **NEXUS_COMPRESSION
+    )
 
 
 def _nx(group: h5py.Group, nx_class: str) -> h5py.Group:
@@ -194,14 +198,7 @@ def create_nxmx(
     for k, first in enumerate(range(0, n_frames, FRAMES_PER_FILE)):
         name = f"{sample}_data_{k + 1:06d}.h5"
         count = min(FRAMES_PER_FILE, n_frames - first)
-        f = h5py.File(sample_dir / name, "w")
-        dset = f.create_dataset(
-            "entry/data/data",
-            shape=(count, *shape),
-            dtype=np.int32,
-            chunks=(1, *shape),
-            **NEXUS_COMPRESSION,
-        )
+        dset = _frames_dataset(h5py.File(sample_dir / name, "w"), "entry/data/data", count, shape)
         dset.attrs.update({"image_nr_low": first + 1, "image_nr_high": first + count})
         data[f"data_{k + 1:06d}"] = h5py.ExternalLink(name, "/entry/data/data")
         datasets.append(dset)
@@ -230,14 +227,8 @@ def create_bliss_scan(
     for k, first in enumerate(range(0, n_frames, FRAMES_PER_FILE)):
         count = min(FRAMES_PER_FILE, n_frames - first)
         name = f"scan0001/pilatus_{k:04d}.h5"
-        f = h5py.File(dataset_dir / name, "w")
-        dset = f.create_dataset(
-            "entry_0000/measurement/data",
-            shape=(count, *shape),
-            dtype=np.int32,
-            chunks=(1, *shape),
-            **NEXUS_COMPRESSION,
-        )
+        lima = h5py.File(dataset_dir / name, "w")
+        dset = _frames_dataset(lima, "entry_0000/measurement/data", count, shape)
         layout[first : first + count] = h5py.VirtualSource(
             name, "entry_0000/measurement/data", shape=(count, *shape)
         )

@@ -179,7 +179,7 @@ class Hdf5Dataset(FrameSource):
         if isinstance(beam, h5py.Group):
             values.wavelength_m = _si(beam, "incident_wavelength", "angstrom")
         if "description" in det:
-            values.detector = _text(det["description"][()])
+            values.detector = as_text(det["description"][()])
         cutoff = _si(det, "saturation_value", "counts")
         if cutoff:
             values.count_cutoff = int(cutoff)
@@ -196,13 +196,14 @@ def _si(group: h5py.Group, key: str, default_unit: str) -> float | None:
         value = float(np.asarray(group[key][()]).ravel()[0])
     except (KeyError, TypeError, ValueError, IndexError, OSError):
         return None
-    unit = _text(group[key].attrs.get("units", default_unit))
+    unit = as_text(group[key].attrs.get("units", default_unit))
     return value * _METRES.get(unit, 1.0)
 
 
-def _text(value: object) -> str:
+def as_text(value: object) -> str:
+    """An HDF5 string value (bytes, str, a one-element array) as str."""
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     if isinstance(value, np.ndarray):
-        return _text(value.ravel()[0])
+        return as_text(value.ravel()[0])
     return str(value)

@@ -145,18 +145,32 @@ def prefect_server():
         os.environ.pop("PREFECT_API_URL")
 
 
-@pytest.fixture(scope="session")
-def tiny_store(tiny_beamtime, tmp_path_factory):
-    """The tiny beamtime processed by the core functions (no Prefect needed)."""
+def process_with_core(description, store, cfg=None, *, chunks=None):
+    """Plan ``description`` (a beamtime folder or a manifest) into ``store`` and ingest
+    its chunks left to do (the first ``chunks`` of them) with the core functions, as the
+    Dask workers do, without Prefect; returns the plan."""
     from xrdmap.config import load_process
     from xrdmap.ingest import process_chunk
     from xrdmap.plan import plan_beamtime
 
+    cfg = cfg or load_process()
+    plan = plan_beamtime(str(description), str(store), cfg)
+    for chunk in plan.todo[:chunks]:
+        process_chunk(str(store), chunk, cfg)
+    return plan
+
+
+@pytest.fixture(scope="session")
+def process_core():
+    """``process_core(description, store, cfg=None, chunks=None)`` -> Plan."""
+    return process_with_core
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_beamtime, tmp_path_factory):
+    """The tiny beamtime processed by the core functions (no Prefect needed)."""
     store = str(tmp_path_factory.mktemp("train") / "tiny.zarr")
-    cfg = load_process()
-    plan = plan_beamtime(str(tiny_beamtime.beamtime_dir), store, cfg)
-    for chunk in plan.todo:
-        process_chunk(store, chunk, cfg)
+    process_with_core(tiny_beamtime.beamtime_dir, store)
     return store
 
 
@@ -197,19 +211,36 @@ def xrdmap():
     return run_xrdmap
 
 
+#: Training settings that pre-train briefly (test speed).
+QUICK_TRAIN = {
+    "pretrain_patterns": 400,
+    "pretrain_backgrounds": 100,
+    "pretrain_epochs": 2,
+    "rehearsal_patterns": 100,
+    "max_epochs": 30,
+    "augment_copies": 2,
+}
+
+
+def quick_train_config(registry: Path, **changes):
+    """conf/train.yaml with :data:`QUICK_TRAIN` and ``changes``, writing into ``registry``."""
+    from xrdmap.config import load_train
+
+    return load_train().model_copy(update={"registry_dir": str(registry), **QUICK_TRAIN, **changes})
+
+
+@pytest.fixture(scope="session")
+def quick_train_settings():
+    """``quick_train_settings(registry, **changes)`` -> a quickly training TrainConfig."""
+    return quick_train_config
+
+
 def write_quick_train_conf(tmp_path: Path) -> Path:
     """A copy of conf/ whose train.yaml pre-trains briefly (test speed)."""
     conf = tmp_path / "conf"
     shutil.copytree(CONF_DIR, conf)
     train = yaml.safe_load((conf / "train.yaml").read_text())
-    train.update(
-        pretrain_patterns=400,
-        pretrain_backgrounds=100,
-        pretrain_epochs=2,
-        rehearsal_patterns=100,
-        max_epochs=30,
-        augment_copies=2,
-    )
+    train.update(QUICK_TRAIN)
     (conf / "train.yaml").write_text(yaml.safe_dump(train))
     return conf
 

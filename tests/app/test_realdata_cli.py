@@ -106,15 +106,8 @@ def _foreign_poni(path, *, distance_mm, centre_px, pixel_um, wavelength_a):
     return path
 
 
-def _process_core(manifest, store):
-    from xrdmap.config import load_process
-    from xrdmap.ingest import process_chunk
-    from xrdmap.plan import plan_beamtime
-
-    cfg = load_process()
-    plan = plan_beamtime(str(manifest), str(store), cfg)
-    for chunk in plan.todo:
-        process_chunk(str(store), chunk, cfg)
+def _processed(process_core, manifest, store):
+    plan = process_core(manifest, store)
     root = open_store(str(store))
     (name,) = root.attrs["xrdmap"]["samples"]
     return sample_group(root, name), plan.beamtime
@@ -141,7 +134,7 @@ def _peak_d(group, wavelength_a, lo_d, hi_d):
     ],
 )  # fmt: skip
 def test_spe_and_tiff_frames_with_a_poni_naming_no_detector(
-    xrdmap, tmp_path, folder, poni, pixel_um, wavelength_a, lines
+    xrdmap, process_core, tmp_path, folder, poni, pixel_um, wavelength_a, lines
 ):
     distance, centre = poni
     geometry = _foreign_poni(
@@ -158,7 +151,7 @@ def test_spe_and_tiff_frames_with_a_poni_naming_no_detector(
     assert refused.returncode == 2 and "give geometry.pixel_size_um" in refused.stderr
     made = xrdmap(*args, "--pixel-size-um", pixel_um, "--out", tmp_path / "m.yaml")
     assert made.returncode == 0, made.stderr
-    group, beamtime = _process_core(tmp_path / "m.yaml", tmp_path / "s.zarr")
+    group, beamtime = _processed(process_core, tmp_path / "m.yaml", tmp_path / "s.zarr")
     assert beamtime.sample(group.basename).frame_format == "fabio"
     assert (group["status"][:] == 0).all()
     for expected_d, window in lines.items():
@@ -166,7 +159,7 @@ def test_spe_and_tiff_frames_with_a_poni_naming_no_detector(
         assert abs(found - expected_d) / expected_d < 0.02 + half_bin, (expected_d, found)
 
 
-def test_pilatus_cbfs_with_the_headers_geometry(xrdmap, tmp_path):
+def test_pilatus_cbfs_with_the_headers_geometry(xrdmap, process_core, tmp_path):
     """Two points of a real DLS grid scan (PILATUS3 6M, bz2): the header's geometry,
     uncalibrated, with a warning; Content-MD5 verified for both frames."""
     folder = REAL / "cbf_pilatus"
@@ -176,7 +169,7 @@ def test_pilatus_cbfs_with_the_headers_geometry(xrdmap, tmp_path):
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert "warning: geometry from the frame header of thau_3_2" in made.stdout
-    group, beamtime = _process_core(tmp_path / "t.yaml", tmp_path / "t.zarr")
+    group, beamtime = _processed(process_core, tmp_path / "t.yaml", tmp_path / "t.zarr")
     assert beamtime.count_cutoff == 115897  # the header's
     assert (group["status"][:] == 0).all()
     assert all(c.startswith("md5:") for c in group["input_checksum"][:])

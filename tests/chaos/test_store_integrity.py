@@ -36,13 +36,6 @@ from xrdmap.store import (
 )
 
 
-def _processed(beamtime_dir, store, cfg, chunks=None):
-    plan = plan_beamtime(str(beamtime_dir), str(store), cfg)
-    for chunk in plan.todo[:chunks]:
-        process_chunk(str(store), chunk, cfg)
-    return plan
-
-
 @pytest.fixture
 def beamtime(tiny_beamtime, tmp_path):
     """A copy of the tiny beamtime (copy2 keeps the files' times, as a move does)."""
@@ -217,9 +210,9 @@ def test_a_prediction_killed_midway_leaves_the_published_version_untouched(fresh
     assert len(list(group.array_keys())) == 1  # the killed runs' arrays are gone
 
 
-def test_resume_refuses_frames_of_another_acquisition(beamtime, cfg, tmp_path):
+def test_resume_refuses_frames_of_another_acquisition(beamtime, cfg, tmp_path, process_core):
     store = tmp_path / "s.zarr"
-    _processed(beamtime, store, cfg, chunks=2)  # then killed
+    process_core(beamtime, store, cfg, chunks=2)  # then killed
     frame = beamtime / "A_urban" / "frames" / "A_urban_000002.cbf"
     other = beamtime / "A_urban" / "frames" / "A_urban_000200.cbf"
     frame.write_bytes(other.read_bytes())  # same names, another acquisition's frames
@@ -227,9 +220,11 @@ def test_resume_refuses_frames_of_another_acquisition(beamtime, cfg, tmp_path):
         plan_beamtime(str(beamtime), str(store), cfg)
 
 
-def test_resume_refuses_another_beamtime_json_and_says_what_differs(beamtime, cfg, tmp_path):
+def test_resume_refuses_another_beamtime_json_and_says_what_differs(
+    beamtime, cfg, tmp_path, process_core
+):
     store = tmp_path / "s.zarr"
-    _processed(beamtime, store, cfg, chunks=1)
+    process_core(beamtime, store, cfg, chunks=1)
     meta = json.loads((beamtime / "beamtime.json").read_text())
     meta["start_time"] = "2031-01-01T00:00:00"
     (beamtime / "beamtime.json").write_text(json.dumps(meta))
@@ -241,9 +236,9 @@ def test_resume_refuses_another_beamtime_json_and_says_what_differs(beamtime, cf
         plan_beamtime(str(beamtime), str(tmp_path / "fresh.zarr"), other)
 
 
-def test_a_moved_beamtime_resumes(beamtime, cfg, tmp_path):
+def test_a_moved_beamtime_resumes(beamtime, cfg, tmp_path, process_core):
     store = tmp_path / "s.zarr"
-    _processed(beamtime, store, cfg, chunks=3)
+    process_core(beamtime, store, cfg, chunks=3)
     moved = tmp_path / "elsewhere" / "bt"
     moved.parent.mkdir()
     beamtime.rename(moved)
@@ -304,7 +299,9 @@ def test_a_second_process_run_on_a_busy_store_is_refused(prefect_server, beamtim
     assert not (tmp_path / "s.zarr").exists()  # the refused run wrote nothing
 
 
-def test_a_sample_named_like_the_stores_own_groups_is_just_a_sample(beamtime, cfg, tmp_path):
+def test_a_sample_named_like_the_stores_own_groups_is_just_a_sample(
+    beamtime, cfg, tmp_path, process_core
+):
     """Samples live under samples/: one named "labels" neither breaks nor meets the
     labels table."""
     (beamtime / "A_urban").rename(beamtime / "labels")
@@ -312,14 +309,16 @@ def test_a_sample_named_like_the_stores_own_groups_is_just_a_sample(beamtime, cf
     meta["samples"] = ["labels", "B_marine"]
     (beamtime / "beamtime.json").write_text(json.dumps(meta))
     store = tmp_path / "s.zarr"
-    _processed(beamtime, store, cfg)
+    process_core(beamtime, store, cfg)
     path = _labels_csv(tmp_path / "l.csv", "labels", [1, 2])
     import_labels(str(store), read_labels_csv(path, sample_sizes(str(store))), origin="t")
     assert stored_labels(str(store))["sample"].tolist() == ["labels", "labels"]
     assert open_store(str(store))["samples/labels/status"].shape == (320,)
 
 
-def test_quarantined_frames_are_read_again_once_restored(beamtime, cfg, tiny_store, tmp_path):
+def test_quarantined_frames_are_read_again_once_restored(
+    beamtime, cfg, tiny_store, tmp_path, process_core
+):
     """A frame file missing at ingestion is quarantined; restored, a plain re-run
     refuses (the chunk's files changed) and says how to retry; the retry reads only
     that frame and keeps the rest; an ok file changed since is still refused."""
@@ -327,7 +326,7 @@ def test_quarantined_frames_are_read_again_once_restored(beamtime, cfg, tiny_sto
     kept = victim.read_bytes()
     victim.unlink()
     store = tmp_path / "s.zarr"
-    _processed(beamtime, store, cfg)
+    process_core(beamtime, store, cfg)
     status = open_store(str(store))["samples/A_urban/status"]
     assert status[104] == 1 and (status[:104] == 0).all()
     victim.write_bytes(kept)
@@ -345,7 +344,7 @@ def test_quarantined_frames_are_read_again_once_restored(beamtime, cfg, tiny_sto
     )
     assert plan_beamtime(str(beamtime), str(store), cfg).todo == []  # resumes cleanly now
     victim.unlink()  # quarantined again in a new store, then an ok file of its chunk changes
-    _processed(beamtime, tmp_path / "t.zarr", cfg)
+    process_core(beamtime, tmp_path / "t.zarr", cfg)
     victim.write_bytes(kept)
     other = next((beamtime / "A_urban" / "frames").glob("*_000110.cbf"))
     os.utime(other, ns=(other.stat().st_atime_ns, other.stat().st_mtime_ns + 10**9))

@@ -8,11 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from xrdmap.config import load_process
 from xrdmap.discovery import discover_beamtime
 from xrdmap.errors import InputError
-from xrdmap.ingest import process_chunk
-from xrdmap.plan import plan_beamtime
 from xrdmap.store import on_grid, open_store, sample_group
 
 
@@ -42,28 +39,31 @@ def _manifest(raw, **sample):
     }
 
 
-def _process(description, store):
-    cfg = load_process()
-    plan = plan_beamtime(str(description), str(store), cfg)
-    for chunk in plan.todo:
-        process_chunk(str(store), chunk, cfg)
-    return open_store(str(store))
+@pytest.fixture
+def processed(process_core):
+    """``processed(description, store)`` -> the store's root, processed."""
+
+    def run(description, store):
+        process_core(description, store)
+        return open_store(str(store))
+
+    return run
 
 
-def test_a_manifest_gives_the_store_the_folder_layout_gives(raw, tiny_store, tmp_path):
+def test_a_manifest_gives_the_store_the_folder_layout_gives(raw, tiny_store, tmp_path, processed):
     path = _write(tmp_path / "bt.yaml", _manifest(raw))
     bt = discover_beamtime(path)
     a = bt.sample("A_urban")
     assert (a.grid, a.n_points, a.frame_format) == ((80, 4), 320, "cbf")
     assert bt.count_cutoff == 1048575  # from the CBF header
-    root = _process(path, tmp_path / "m.zarr")
+    root = processed(path, tmp_path / "m.zarr")
     ours, theirs = sample_group(root, "A_urban"), sample_group(open_store(tiny_store), "A_urban")
     np.testing.assert_array_equal(ours["patterns"][:], theirs["patterns"][:])
     np.testing.assert_array_equal(ours["positions"][:], theirs["positions"][:])
     assert (ours["input_checksum"][:] == theirs["input_checksum"][:]).all()
 
 
-def test_a_snake_scan_lands_on_the_same_map(raw, tiny_store, tmp_path):
+def test_a_snake_scan_lands_on_the_same_map(raw, tiny_store, tmp_path, processed):
     """The same frames acquired as a snake (every other row backwards), with their
     motor positions in a CSV: the map is the raster map."""
     points = pd.read_csv(raw / "A_urban" / "points.csv")
@@ -79,7 +79,7 @@ def test_a_snake_scan_lands_on_the_same_map(raw, tiny_store, tmp_path):
         frames=list(snake["file"].map(lambda f: f"A_urban/{f}")),
         positions={"source": "csv", "file": "positions.csv", "x": "samx", "y": "samy"},
     )
-    root = _process(_write(tmp_path / "bt.yaml", manifest), tmp_path / "s.zarr")
+    root = processed(_write(tmp_path / "bt.yaml", manifest), tmp_path / "s.zarr")
     mean = np.nanmean(sample_group(root, "A_urban")["patterns"][:], axis=1)
     theirs = open_store(tiny_store)
     expected = np.nanmean(sample_group(theirs, "A_urban")["patterns"][:], axis=1)

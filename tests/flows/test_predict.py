@@ -5,13 +5,13 @@ import pytest
 import zarr
 
 from xrdmap.classes import CLASS_NAMES
-from xrdmap.config import DaskConfig, load_phases, load_train
+from xrdmap.config import DaskConfig, load_phases
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def two_versions(tiny_store, tiny_beamtime, tmp_path_factory):
+def two_versions(tiny_store, tiny_beamtime, tmp_path_factory, quick_train_settings):
     from models.train import train_version
     from xrdmap.simulate.expert import draw_expert_labels
 
@@ -19,18 +19,7 @@ def two_versions(tiny_store, tiny_beamtime, tmp_path_factory):
     labels = draw_expert_labels(tiny_beamtime.truth_dir, ["A_urban", "B_marine"], 60, seed=0)
     labels_csv = registry.parent / "labels.csv"
     labels.to_csv(labels_csv, index=False)
-    cfg = load_train().model_copy(
-        update={
-            "registry_dir": str(registry),
-            "max_epochs": 30,
-            "patience": 5,
-            "augment_copies": 2,
-            "pretrain_patterns": 400,
-            "pretrain_backgrounds": 100,
-            "pretrain_epochs": 2,
-            "rehearsal_patterns": 100,
-        }
-    )
+    cfg = quick_train_settings(registry, patience=5)
     v1, card = train_version(tiny_store, labels, cfg, load_phases())
     assert card["pretraining"]["synthetic_patterns"] == 400
     v2, _ = train_version(tiny_store, labels, cfg.model_copy(update={"seed": 1}), load_phases())

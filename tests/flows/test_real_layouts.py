@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from xrdmap.config import DaskConfig, load_phases, load_process, load_train
+from xrdmap.config import DaskConfig, load_phases, load_process
 from xrdmap.simulate.beamtime import FLY_JITTER, simulate_beamtime
 from xrdmap.store import open_store, sample_group, samples
 
@@ -41,24 +41,13 @@ def layouts(tiny_sim_config, tmp_path_factory, xrdmap):
 
 
 @pytest.fixture(scope="module")
-def model(tiny_store, tiny_beamtime, tmp_path_factory):
+def model(tiny_store, tiny_beamtime, tmp_path_factory, quick_train_settings):
     from models.train import train_version
     from xrdmap.simulate.expert import draw_expert_labels
 
     registry = tmp_path_factory.mktemp("registry")
     labels = draw_expert_labels(tiny_beamtime.truth_dir, ["A_urban", "B_marine"], 60, seed=0)
-    cfg = load_train().model_copy(
-        update={
-            "registry_dir": str(registry),
-            "max_epochs": 20,
-            "patience": 5,
-            "augment_copies": 2,
-            "pretrain_patterns": 400,
-            "pretrain_backgrounds": 100,
-            "pretrain_epochs": 2,
-            "rehearsal_patterns": 100,
-        }
-    )
+    cfg = quick_train_settings(registry, max_epochs=20, patience=5)
     version, _ = train_version(tiny_store, labels, cfg, load_phases())
     return str(registry), version
 
@@ -75,15 +64,11 @@ def test_manifests_say_where_frames_and_positions_are(layouts):
 
 
 @pytest.mark.parametrize("layout", ["nxmx", "bliss", "tiff"])
-def test_each_layout_gives_the_patterns_of_the_cbf_series(layouts, tiny_store, layout):
-    from xrdmap.ingest import process_chunk
-    from xrdmap.plan import plan_beamtime
-
+def test_each_layout_gives_the_patterns_of_the_cbf_series(
+    layouts, tiny_store, layout, process_core
+):
     manifest, store = layouts[layout]
-    cfg = load_process()
-    plan = plan_beamtime(str(manifest), str(store), cfg)
-    for chunk in plan.todo:
-        process_chunk(str(store), chunk, cfg)
+    process_core(manifest, store)
     ours, reference = open_store(str(store)), open_store(tiny_store)
     for mine, theirs in zip(samples(ours), samples(reference), strict=True):
         a, b = sample_group(ours, mine), sample_group(reference, theirs)

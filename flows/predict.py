@@ -34,15 +34,23 @@ class PredictSummary:
 
 @flow(name="predict-store", on_failure=[record_failure], on_crashed=[record_failure])
 def predict_store(
-    store: str, registry: str, version: str | None = None, maps_dir: str | None = None
+    store: str,
+    registry: str,
+    version: str | None = None,
+    maps_dir: str | None = None,
+    resample: bool = False,
 ) -> PredictSummary:
     """Write ``version``'s confidences of every sample and publish them when all are
-    written (holding the store's write lock), then draw the maps."""
+    written (holding the store's write lock), then draw the maps. A store outside the
+    model's domain (axis, wavelength, corrections) fails the flow unless ``resample``
+    (patterns onto the model's axis through d-spacing, recorded with the confidences)."""
     t0 = time.perf_counter()
     version = resolve_model_version(registry, version)
     with store_lock(store, WRITE):
-        array, regions = prepare_predictions_task(store, registry, version)
-        futures = [predict_chunk.submit(store, r, registry, version, array) for r in regions]
+        array, regions = prepare_predictions_task(store, registry, version, resample)
+        futures = [
+            predict_chunk.submit(store, r, registry, version, array, resample) for r in regions
+        ]
         wait(futures)
         reports = [f.result() for f in futures]
         publish_confidences_task(store, version, array)
@@ -66,8 +74,16 @@ def predict_store(
 
 
 def run_predict_store(
-    store: str, registry: str, dask: DaskConfig, *, version: str | None, maps_dir: str | None
+    store: str,
+    registry: str,
+    dask: DaskConfig,
+    *,
+    version: str | None,
+    maps_dir: str | None,
+    resample: bool = False,
 ) -> PredictSummary:
     """Run the flow on the Dask cluster that ``dask`` describes."""
     runner = dask_task_runner(dask)
-    return predict_store.with_options(task_runner=runner)(store, registry, version, maps_dir)
+    return predict_store.with_options(task_runner=runner)(
+        store, registry, version, maps_dir, resample
+    )

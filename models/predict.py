@@ -9,11 +9,20 @@ import numpy as np
 
 from models.registry import load_model, read_card
 from xrdmap.classes import CLASS_NAMES
+from xrdmap.domain import (
+    DomainError,
+    PatternDomain,
+    check_coverage,
+    domain_differences,
+    resample,
+)
 from xrdmap.features import pattern_features
 from xrdmap.store import (
     ChunkRegion,
     create_confidences,
+    open_store,
     read_patterns,
+    store_domain,
     write_confidences,
 )
 
@@ -29,14 +38,67 @@ class PredictReport:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Resampling:
+    """A store's patterns brought onto a model's axis through d-spacing."""
+
+    source: PatternDomain
+    target: PatternDomain
+    coverage: float
+
+    def record(self) -> dict:
+        return {
+            "method": "linear in d-spacing; uncovered bins take the nearest measured bin",
+            "from": self.source.describe(),
+            "to": self.target.describe(),
+            "coverage": round(self.coverage, 4),
+        }
+
+
+def domain_mapping(store: str, card: dict, *, allow_resample: bool) -> Resampling | None:
+    """How ``store``'s patterns reach the model of ``card``: as they are (``None``), or
+    resampled (only with ``allow_resample``); a :class:`DomainError` naming what differs
+    otherwise, or when the store covers too little of the model's range."""
+    data = store_domain(open_store(store))
+    version = card.get("version", "the model")
+    if "domain" not in card:  # cards written before domains were recorded: bins only
+        if card.get("n_bins") == len(data.tth_deg):
+            return None
+        raise DomainError(
+            f"{store}: {len(data.tth_deg)} 2theta bins, model {version} was trained on "
+            f"{card.get('n_bins')} and records no axis to resample to; retrain on this store"
+        )
+    model = PatternDomain.from_record(card["domain"])
+    differ = domain_differences(model, data)
+    if not differ:
+        return None
+    if not allow_resample:
+        raise DomainError(
+            f"{store}: outside the domain of model {version}: {'; '.join(differ)} "
+            "(--resample maps the patterns onto the model's axis through d-spacing)"
+        )
+    _, coverage = resample(np.zeros((1, len(data.tth_deg))), data, model)
+    check_coverage(coverage, data, model)
+    return Resampling(data, model, coverage)
+
+
 def prepare_predictions(
-    store: str, registry: str, version: str, *, chunk: int = PREDICT_CHUNK
+    store: str,
+    registry: str,
+    version: str,
+    *,
+    allow_resample: bool = False,
+    chunk: int = PREDICT_CHUNK,
 ) -> tuple[str, list[ChunkRegion]]:
-    """Lay out unpublished confidence arrays of ``version`` for every sample (the card's
-    sha256 in their attributes; Keras is not loaded); returns their name and the
-    regions to predict."""
+    """Check the store against the model's domain (:func:`domain_mapping`), then lay
+    out unpublished confidence arrays of ``version`` for every sample (the card's sha256
+    and any resampling in their attributes; Keras is not loaded); returns their name and
+    the regions to predict."""
     card = read_card(registry, version)
+    mapping = domain_mapping(store, card, allow_resample=allow_resample)
     attributes = {"classes": list(CLASS_NAMES), "model_sha256": card["model_sha256"]}
+    if mapping is not None:
+        attributes["resampled"] = mapping.record()
     return create_confidences(store, version, attributes, chunk=chunk)
 
 
@@ -47,13 +109,19 @@ def predict_region(
     version: str,
     array: str,
     *,
+    allow_resample: bool = False,
     batch_size: int = 16384,
 ) -> PredictReport:
     """Predict one region's patterns with the model called on large batches, into the
-    unpublished confidence arrays ``array``."""
+    unpublished confidence arrays ``array`` (resampled onto the model's axis first
+    where the store lies outside its domain and ``allow_resample``)."""
     t0 = time.perf_counter()
     model = load_model(registry, version)
-    x = pattern_features(read_patterns(store, region))
+    patterns = read_patterns(store, region)
+    mapping = domain_mapping(store, read_card(registry, version), allow_resample=allow_resample)
+    if mapping is not None:
+        patterns, _ = resample(patterns, mapping.source, mapping.target)
+    x = pattern_features(patterns)
     out = np.full((len(x), len(CLASS_NAMES)), np.nan, np.float32)
     ok = ~np.isnan(x).any(axis=1)
     t1 = time.perf_counter()

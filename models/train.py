@@ -10,11 +10,11 @@ from models.registry import save_version
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import PhasesConfig, TrainConfig
 from xrdmap.evaluation import class_metrics
-from xrdmap.features import ENVELOPE_BINS, LOG_SCALE, PEAK_GAIN
+from xrdmap.features import ENVELOPE_BINS, LOG_SCALE, PEAK_GAIN, intensity_reference
 from xrdmap.label_store import labeled_patterns
 from xrdmap.labels import labels_sha256
 from xrdmap.provenance import software_versions
-from xrdmap.store import open_store, settings_sha256
+from xrdmap.store import open_store, settings_sha256, store_domain
 from xrdmap.synthetic import synthetic_patterns
 
 TRAINING_PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "numpy", "scikit-learn", "zarr")
@@ -72,6 +72,8 @@ def train_version(
         "settings": cfg.model_dump(),
         "store": store,
         "store_settings_sha256": settings_sha256(open_store(store)),
+        "domain": store_domain(open_store(store)).to_record(),
+        "intensity": intensity_reference(patterns[train]),
         "software": software_versions(TRAINING_PACKAGES),
     }
     version = save_version(cfg.registry_dir, clf.model_, card)

@@ -24,10 +24,11 @@ def resolve_model_version(registry: str, version: str | None) -> str:
 
 @task(name="prepare-predictions", cache_policy=NO_CACHE)
 def prepare_predictions_task(
-    store: str, registry: str, version: str
+    store: str, registry: str, version: str, allow_resample: bool
 ) -> tuple[str, list[ChunkRegion]]:
-    """Lay out unpublished confidence arrays of ``version``; their name and the regions."""
-    return prepare_predictions(store, registry, version)
+    """Check the store against the model's domain, lay out unpublished confidence arrays
+    of ``version``; their name and the regions."""
+    return prepare_predictions(store, registry, version, allow_resample=allow_resample)
 
 
 @task(
@@ -37,10 +38,10 @@ def prepare_predictions_task(
     cache_policy=NO_CACHE,
 )
 def predict_chunk(
-    store: str, region: ChunkRegion, registry: str, version: str, array: str
+    store: str, region: ChunkRegion, registry: str, version: str, array: str, allow_resample: bool
 ) -> PredictReport:
     """Confidences of one region's patterns, into the unpublished arrays ``array``."""
-    report = predict_region(store, region, registry, version, array)
+    report = predict_region(store, region, registry, version, array, allow_resample=allow_resample)
     get_run_logger().info(
         "%d patterns, model %.2f s of %.2f s", report.n_points, report.model_seconds, report.seconds
     )

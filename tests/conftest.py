@@ -206,8 +206,10 @@ def run_xrdmap(*args, cwd=None) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def xrdmap():
-    """The command line: ``xrdmap("process", ...)`` -> CompletedProcess."""
+def xrdmap(prefect_server):
+    """The command line: ``xrdmap("process", ...)`` -> CompletedProcess. Commands report
+    to the session's Prefect server (each would start its own otherwise, ~4 s; the
+    SIGKILL test runs commands that do)."""
     return run_xrdmap
 
 
@@ -249,6 +251,24 @@ def write_quick_train_conf(tmp_path: Path) -> Path:
 def quick_train_conf():
     """``quick_train_conf(folder)``: a conf/ copy in ``folder`` that trains quickly."""
     return write_quick_train_conf
+
+
+@pytest.fixture(scope="session")
+def two_versions(tiny_store, tiny_beamtime, tmp_path_factory, quick_train_settings):
+    """Two model versions (seeds 0 and 1) trained quickly on the tiny store:
+    (registry, v1, v2, labels CSV)."""
+    from models.train import train_version
+    from xrdmap.simulate.expert import draw_expert_labels
+
+    registry = tmp_path_factory.mktemp("registry")
+    labels = draw_expert_labels(tiny_beamtime.truth_dir, ["A_urban", "B_marine"], 60, seed=0)
+    labels_csv = registry.parent / "labels.csv"
+    labels.to_csv(labels_csv, index=False)
+    cfg = quick_train_settings(registry, patience=5)
+    v1, card = train_version(tiny_store, labels, cfg, load_phases())
+    assert card["pretraining"]["synthetic_patterns"] == 400
+    v2, _ = train_version(tiny_store, labels, cfg.model_copy(update={"seed": 1}), load_phases())
+    return str(registry), v1, v2, labels_csv
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from app.cli.common import add_verbose, prefect_session, print_metrics
@@ -35,18 +36,31 @@ def train(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
+    from models.predict import domain_mapping
     from models.registry import read_card
 
     store = str(args.store)
     sample_sizes(store)  # not a store: one line, before anything starts
     registry = registry_dir(args.conf, args.registry)
-    version = read_card(registry, args.model)["version"]  # a missing version stops here
+    card = read_card(registry, args.model)  # a missing version stops here
+    version = card["version"]
+    mapping = domain_mapping(store, card, allow_resample=args.resample)  # before any work
     dask = load_process(conf_file(args.conf, "process.yaml")).dask
     with prefect_session(args.verbose):
         from flows.predict import run_predict_store
 
         summary = run_predict_store(
-            store, registry, dask, version=version, maps_dir=str(args.maps) if args.maps else None
+            store,
+            registry,
+            dask,
+            version=version,
+            maps_dir=str(args.maps) if args.maps else None,
+            resample=args.resample,
+        )
+    if mapping is not None:
+        print(
+            f"Resampled through d-spacing from {mapping.source.describe()} onto the model's "
+            f"{mapping.target.describe()}; {mapping.coverage:.0%} of its bins measured."
         )
     print(
         f"Predicted {summary.n_points} patterns with model {summary.version} in "
@@ -68,6 +82,37 @@ def evaluate(args: argparse.Namespace) -> int:
     source = args.labels or f"{store} (stored labels)"
     print(f"Model {version} on {len(labels)} labeled points of {source}:")
     print_metrics(metrics)
+    return 0
+
+
+def classify(args: argparse.Namespace) -> int:
+    from models.classify import classify_pattern
+
+    registry = registry_dir(args.conf, args.registry)
+    phases = load_phases(conf_file(args.conf, "phases.yaml"))
+    result = classify_pattern(args.file, args.wavelength, registry, phases, args.model)
+    if args.json:
+        print(json.dumps(result.record(), indent=2))
+        return 0
+    print(
+        f"{args.file}: model {result.version} at {args.wavelength:g} A; "
+        f"{result.coverage:.0%} of the model's d-range measured; intensities x{result.scale:.3g}"
+    )
+    print(f"{'class':18} {'confidence':>10}   (network outputs, not calibrated)")
+    for name, c in result.confidences.items():
+        print(f"{name:18} {c:10.3f}")
+    if result.peaks:
+        print("Peaks in the model's d-range (known phases with a line there):")
+        for p in result.peaks:
+            known = ", ".join(p.phases) or "UNEXPLAINED"
+            print(f"  {p.tth_deg:8.3f} deg  d {p.d_a:6.3f} A  {p.significance:6.0f} sigma  {known}")
+    else:
+        print("No significant peak in the model's d-range.")
+    if result.abstain:
+        print("Verdict: abstain: " + "; ".join(result.abstain))
+    else:
+        present = [n for n, c in result.confidences.items() if c >= 0.5] or ["none"]
+        print("Verdict: " + ", ".join(present))
     return 0
 
 
@@ -107,6 +152,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pred.add_argument("--model", default=None, help="model version (default: the latest)")
     pred.add_argument("--registry", default=None, help="model registry folder")
     pred.add_argument("--maps", type=Path, default=None, help="folder for the PNG maps")
+    pred.add_argument(
+        "--resample",
+        action="store_true",
+        help=(
+            "for a store integrated on another 2theta axis or wavelength than the model's: "
+            "map its patterns onto the model's axis through d-spacing (recorded with the "
+            "confidences); without it such a store is refused"
+        ),
+    )
     add_verbose(pred)
     pred.set_defaults(func=predict)
 
@@ -123,3 +177,27 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--model", default=None, help="model version (default: the latest)")
     ev.set_defaults(func=evaluate)
+
+    cl = sub.add_parser(
+        "classify",
+        help="classify one measured 1D pattern (lab diffractometer, another beamline)",
+        description=(
+            "Read a two-column pattern (2theta in degrees, intensity: .xy, .xye, .dat, .txt, "
+            ".csv, .chi), bring it onto the model's 2theta axis through d-spacing at the "
+            "given wavelength, scale its intensities to the model's training patterns, and "
+            "print the confidence of every class, the peaks in the model's d-range with the "
+            "known phases that explain them, and whether to abstain."
+        ),
+    )
+    cl.add_argument("file", type=Path, metavar="FILE")
+    cl.add_argument(
+        "--wavelength",
+        type=float,
+        required=True,
+        metavar="A",
+        help="X-ray wavelength of the measurement, Angstrom (Cu K-alpha 1.5418, Co 1.789)",
+    )
+    cl.add_argument("--model", default=None, help="model version (default: the latest)")
+    cl.add_argument("--registry", default=None, help="model registry folder")
+    cl.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    cl.set_defaults(func=classify)

@@ -53,6 +53,28 @@ def pattern_features(patterns: np.ndarray) -> np.ndarray:
     return with_peaks(log_features(patterns))
 
 
+def noise_level(rows: np.ndarray) -> np.ndarray:
+    """(n,) robust standard deviation of each row's point-to-point noise (from the
+    median absolute difference of neighbours: peaks barely move it)."""
+    diffs = np.abs(np.diff(np.asarray(rows, dtype=np.float64), axis=1))
+    return 1.4826 * np.median(diffs, axis=1) / np.sqrt(2)
+
+
+def intensity_reference(patterns: np.ndarray, *, min_significance: float = 6.0) -> dict:
+    """The typical scale of training patterns (for the model card): the median height of
+    the strongest peak above the lower envelope among patterns that have one (higher
+    than ``min_significance`` noise levels), and the median envelope level."""
+    rows = np.asarray(patterns, dtype=np.float64)
+    rows = rows[~np.isnan(rows).any(axis=1)]
+    envelope = lower_envelope(rows)
+    height = (rows - envelope).max(axis=1)
+    peaked = height > min_significance * np.maximum(noise_level(rows), 1e-12)
+    return {
+        "peak_height_median": float(np.median(height[peaked] if peaked.any() else height)),
+        "background_median": float(np.median(envelope)),
+    }
+
+
 def augment(
     features: np.ndarray,
     labels: np.ndarray,

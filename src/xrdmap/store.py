@@ -49,6 +49,7 @@ from zarr.codecs import BloscCodec
 
 from xrdmap.beamtime import Beamtime, SampleScan
 from xrdmap.config import CompressionConfig, ProcessConfig
+from xrdmap.domain import PATTERN_SETTINGS, PatternDomain
 from xrdmap.errors import StoreError
 from xrdmap.hashing import sha256_json
 from xrdmap.sources import STATUS_MEANING, STATUS_OK, STATUS_PENDING
@@ -379,6 +380,17 @@ def stored_wavelength_a(root: zarr.Group) -> float:
 
     poni = yaml.safe_load(root.attrs[ROOT_ATTR]["geometry"]["poni"])
     return float(poni["Wavelength"]) * 1e10
+
+
+def store_domain(root: zarr.Group) -> PatternDomain:
+    """The patterns' domain: 2theta axis, wavelength, intensity-shaping integration
+    settings (what a model trained on this store is valid for)."""
+    integration = root.attrs[ROOT_ATTR]["settings"]["process"]["integration"]
+    return PatternDomain(
+        tth_axis(root),
+        stored_wavelength_a(root),
+        {k: integration.get(k) for k in PATTERN_SETTINGS},
+    )
 
 
 def settings_sha256(root: zarr.Group) -> str:

@@ -1,29 +1,15 @@
 """Prediction over a store as a Prefect flow on Dask, versions kept, maps drawn."""
 
+import re
+
 import numpy as np
 import pytest
 import zarr
 
 from xrdmap.classes import CLASS_NAMES
-from xrdmap.config import DaskConfig, load_phases
+from xrdmap.config import DaskConfig
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def two_versions(tiny_store, tiny_beamtime, tmp_path_factory, quick_train_settings):
-    from models.train import train_version
-    from xrdmap.simulate.expert import draw_expert_labels
-
-    registry = tmp_path_factory.mktemp("registry")
-    labels = draw_expert_labels(tiny_beamtime.truth_dir, ["A_urban", "B_marine"], 60, seed=0)
-    labels_csv = registry.parent / "labels.csv"
-    labels.to_csv(labels_csv, index=False)
-    cfg = quick_train_settings(registry, patience=5)
-    v1, card = train_version(tiny_store, labels, cfg, load_phases())
-    assert card["pretraining"]["synthetic_patterns"] == 400
-    v2, _ = train_version(tiny_store, labels, cfg.model_copy(update={"seed": 1}), load_phases())
-    return str(registry), v1, v2, labels_csv
 
 
 def test_predict_keeps_every_version_and_draws_maps(
@@ -75,5 +61,50 @@ def test_evaluate_against_labels(prefect_server, tiny_store, two_versions, xrdma
     assert out.returncode == 0, out.stderr
     assert f"Model {v1} on 60 labeled points" in out.stdout
     assert all(name in out.stdout for name in CLASS_NAMES)
+    header = out.stdout.splitlines()[1].split()
+    assert header[:7] == ["class", "accuracy", "bal.acc.", "precision", "recall", "F1", "TP"]
     missing = xrdmap("evaluate", tiny_store, "--labels", labels_csv, "--model", "v0042")
     assert missing.returncode == 2 and "no confidences of model v0042" in missing.stderr
+
+
+def _as_if_measured_at(store, wavelength_m: float) -> None:
+    """Rewrite the store's PONI wavelength: its patterns now lie at other d-spacings."""
+    root = zarr.open_group(store, mode="r+")
+    record = root.attrs["xrdmap"]
+    poni = record["geometry"]["poni"]
+    record["geometry"]["poni"] = re.sub(r"Wavelength: .*", f"Wavelength: {wavelength_m!r}", poni)
+    root.attrs["xrdmap"] = record
+
+
+def test_a_store_outside_the_models_domain_needs_resample(fresh_store, two_versions, xrdmap):
+    registry, v1, _, _ = two_versions
+    _as_if_measured_at(fresh_store, 0.9e-10)
+    refused = xrdmap("predict", fresh_store, "--registry", registry, "--model", v1)
+    assert refused.returncode == 2
+    assert "outside the domain of model v0001: wavelength 0.9 A, the model's is 1.2398 A" in (
+        refused.stderr
+    )
+    assert "--resample" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    root = zarr.open_group(fresh_store, mode="r")
+    assert "confidence" not in root["samples/A_urban"]  # nothing was started
+
+    out = xrdmap("predict", fresh_store, "--registry", registry, "--model", v1, "--resample")
+    assert out.returncode == 0, out.stderr
+    assert "Resampled through d-spacing" in out.stdout
+    array = root["samples/A_urban/confidence"][v1]
+    record = array.attrs["resampled"]
+    assert record["from"].endswith("at 0.9 A (d 1.296-5.299 A)")
+    assert 0.85 < record["coverage"] < 0.9  # d above 5.3 A is not measured at 0.9 A
+    assert np.isfinite(array[:]).all()
+
+
+def test_a_card_records_the_domain_and_the_intensity_scale(two_versions, tiny_store):
+    from models.registry import read_card
+
+    registry, v1, _, _ = two_versions
+    card = read_card(registry, v1)
+    root = zarr.open_group(tiny_store, mode="r")
+    np.testing.assert_allclose(card["domain"]["tth_deg"], root["samples/A_urban/tth_deg"][:])
+    assert card["domain"]["wavelength_a"] == pytest.approx(1.2398, abs=1e-4)
+    assert card["domain"]["integration"]["polarization_factor"] == 0.99
+    assert card["intensity"]["peak_height_median"] > card["intensity"]["background_median"] > 0

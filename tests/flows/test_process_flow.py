@@ -172,7 +172,7 @@ def test_sigkill_then_resume(processed, tiny_beamtime, tmp_path):
         "--store",
         str(store),
         "--chunk-frames",
-        "16",
+        "32",
         "--workers",
         "1",
         "--quiet",
@@ -196,7 +196,7 @@ def test_sigkill_then_resume(processed, tiny_beamtime, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_at_kill = n_done()
-    total = 20 + 26  # 320 and 411 frames in chunks of 16
+    total = 10 + 13  # 320 and 411 frames in chunks of 32
     assert 3 <= done_at_kill < total, "the kill came too late to test a resume"
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

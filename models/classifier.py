@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from xrdmap.classes import CLASS_NAMES
@@ -92,9 +94,21 @@ class DenseClassifier:
     def from_config(cls, cfg: TrainConfig, *, seed: int | None = None) -> DenseClassifier:
         """The classifier with the network and training settings of ``cfg``."""
         settings = cfg.model_dump(
-            exclude={"registry_dir", "split", "seed", "pretrain_patterns", "pretrain_backgrounds"}
+            exclude={
+                "registry_dir",
+                "split",
+                "seed",
+                "pretrain_patterns",
+                "pretrain_backgrounds",
+                "ensemble_members",
+            }
         )
         return cls(**settings, seed=cfg.seed if seed is None else seed)
+
+    def get_params(self) -> dict:
+        """The constructor's parameters as set (scikit-learn's estimator rule)."""
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
 
     def _build(self, n_inputs: int, n_classes: int):
         from models.network import build_dense_classifier

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.predict import ensemble_output
 from models.registry import load_model, read_card
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import PhasesConfig
@@ -21,6 +22,8 @@ from xrdmap.phases import all_reference_lines
 
 #: A class confidence in this band is neither a yes nor a no.
 UNCERTAIN_BAND = (0.2, 0.8)
+#: Members of an ensemble disagree when their confidences spread more than this (std).
+MEMBER_DISAGREEMENT = 0.15
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Classification:
     coverage: float
     scale: float
     confidences: dict[str, float]
+    spread: dict[str, float]
     peaks: list[Peak]
     abstain: list[str] = field(default_factory=list)
 
@@ -48,7 +52,8 @@ class Classification:
             "coverage": round(self.coverage, 4),
             "intensity_scale": self.scale,
             "confidences": {k: round(v, 4) for k, v in self.confidences.items()},
-            "calibrated": False,
+            "spread": {k: round(v, 4) for k, v in self.spread.items()},
+            "calibrated": bool(self.spread),
             "peaks": [p.record() for p in self.peaks],
             "unexplained_peaks": [p.record() for p in self.unexplained],
             "abstain": bool(self.abstain),
@@ -57,11 +62,19 @@ class Classification:
 
 
 def abstain_reasons(
-    confidences: dict[str, float], unexplained: list[Peak], coverage: float
+    confidences: dict[str, float],
+    spread: dict[str, float],
+    unexplained: list[Peak],
+    coverage: float,
 ) -> list[str]:
     """Why a call should not be trusted (empty: no reason found)."""
     lo, hi = UNCERTAIN_BAND
     out = [f"{name} undecided ({c:.2f})" for name, c in confidences.items() if lo <= c < hi]
+    out += [
+        f"members disagree on {name} (spread {v:.2f})"
+        for name, v in spread.items()
+        if v > MEMBER_DISAGREEMENT
+    ]
     if unexplained:
         shown = ", ".join(f"{p.tth_deg:.2f} deg (d {p.d_a:.3f} A)" for p in unexplained[:3])
         out.append(f"{len(unexplained)} peak(s) no known phase explains: {shown}")
@@ -113,8 +126,10 @@ def classify_pattern(
     else:
         scale = reference["background_median"] / max(float(np.median(envelope)), 1e-12)
     model = load_model(registry, card["version"])
-    values = model.predict(pattern_features(on_axis * scale), verbose=0)[0]
-    confidences = {name: float(c) for name, c in zip(CLASS_NAMES, values, strict=True)}
+    found = model.predict(pattern_features(on_axis * scale), verbose=0)
+    values, spread = ensemble_output(found, np.array([True]), len(CLASS_NAMES))
+    confidences = {name: float(c) for name, c in zip(CLASS_NAMES, values[0], strict=True)}
+    spreads = {} if spread is None else dict(zip(CLASS_NAMES, spread[0].tolist(), strict=True))
     result = Classification(
         file=str(path),
         wavelength_a=wavelength_a,
@@ -122,7 +137,8 @@ def classify_pattern(
         coverage=coverage,
         scale=float(scale),
         confidences=confidences,
+        spread=spreads,
         peaks=peaks,
     )
-    result.abstain = abstain_reasons(confidences, result.unexplained, coverage)
+    result.abstain = abstain_reasons(confidences, spreads, result.unexplained, coverage)
     return result

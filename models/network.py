@@ -13,7 +13,8 @@ def build_dense_classifier(
     dropout: float = 0.2,
     l2: float = 1e-4,
 ) -> keras.Model:
-    """Pattern features -> one sigmoid confidence per class."""
+    """Pattern features -> one sigmoid confidence per class (its input, the logit, is the
+    output of the layer named ``logit``: an ensemble calibrates it)."""
     inputs = keras.Input(shape=(n_inputs,), name="pattern")
     x = inputs
     for i, width in enumerate(hidden):
@@ -24,8 +25,25 @@ def build_dense_classifier(
             name=f"dense_{i}",
         )(x)
         x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(n_classes, activation="sigmoid", name="confidence")(x)
+    logit = keras.layers.Dense(n_classes, name="logit")(x)
+    outputs = keras.layers.Activation("sigmoid", name="confidence")(logit)
     return keras.Model(inputs, outputs, name="xrdmap_dense")
+
+
+def build_ensemble(members: list[keras.Model], temperature: float) -> keras.Model:
+    """One network of ``members`` (each from :func:`build_dense_classifier`): features ->
+    (n, n_members, n_classes), each member's sigmoid of its logit divided by
+    ``temperature`` (calibration). Standard layers only: it loads in safe mode."""
+    inputs = keras.Input(shape=members[0].input_shape[1:], name="pattern")
+    n_classes = members[0].output_shape[-1]
+    stacked = []
+    for k, member in enumerate(members):
+        logit = keras.Model(member.inputs, member.get_layer("logit").output, name=f"member_{k}")
+        scaled = keras.layers.Rescaling(1.0 / temperature, name=f"calibrate_{k}")(logit(inputs))
+        prob = keras.layers.Activation("sigmoid", name=f"confidence_{k}")(scaled)
+        stacked.append(keras.layers.Reshape((1, n_classes), name=f"stack_{k}")(prob))
+    outputs = keras.layers.Concatenate(axis=1, name="members")(stacked)
+    return keras.Model(inputs, outputs, name="xrdmap_ensemble")
 
 
 @keras.saving.register_keras_serializable(package="xrdmap")

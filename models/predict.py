@@ -38,6 +38,22 @@ class PredictReport:
     seconds: float
 
 
+def ensemble_output(
+    found: np.ndarray | None, ok: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The network's output for the rows ``ok`` -> (confidences, spread) for every row
+    (NaN where not ok): an ensemble's (n, members, classes) gives the mean and the
+    standard deviation over members; a single network's (n, classes) no spread."""
+    out = np.full((len(ok), n_classes), np.nan, np.float32)
+    if found is None or found.ndim == 2:
+        if found is not None:
+            out[ok] = found
+        return out, None
+    spread = out.copy()
+    out[ok], spread[ok] = found.mean(axis=1), found.std(axis=1)
+    return out, spread
+
+
 @dataclass(frozen=True)
 class Resampling:
     """A store's patterns brought onto a model's axis through d-spacing."""
@@ -122,11 +138,10 @@ def predict_region(
     if mapping is not None:
         patterns, _ = resample(patterns, mapping.source, mapping.target)
     x = pattern_features(patterns)
-    out = np.full((len(x), len(CLASS_NAMES)), np.nan, np.float32)
     ok = ~np.isnan(x).any(axis=1)
     t1 = time.perf_counter()
-    if ok.any():
-        out[ok] = model.predict(x[ok], batch_size=batch_size, verbose=0)
+    found = model.predict(x[ok], batch_size=batch_size, verbose=0) if ok.any() else None
     model_seconds = time.perf_counter() - t1
-    write_confidences(store, region, array, out)
+    out, spread = ensemble_output(found, ok, len(CLASS_NAMES))
+    write_confidences(store, region, array, out, spread)
     return PredictReport(region.sample, len(x), model_seconds, time.perf_counter() - t0)

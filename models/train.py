@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.classifier import DenseClassifier
+from models.ensemble import CalibratedEnsemble
 from models.registry import save_version
+from xrdmap.calibration import reliability
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import PhasesConfig, TrainConfig
 from xrdmap.evaluation import class_metrics
@@ -37,16 +38,18 @@ def split_indices(n: int, proportions: tuple[int, int, int], seed: int):
 def train_version(
     store: str, labels: pd.DataFrame, cfg: TrainConfig, phases: PhasesConfig
 ) -> tuple[str, dict]:
-    """Pre-train on synthetic patterns of ``phases``, fit on the labels' train split,
-    score its test split, write a registry version."""
+    """Pre-train on synthetic patterns of ``phases``, fine-tune the ensemble's members on
+    the labels' train split, calibrate on the validation split, score the test split,
+    write a registry version."""
     patterns = labeled_patterns(store, labels)
     y = labels[list(CLASS_NAMES)].to_numpy(dtype=np.uint8)
     train, val, test = split_indices(len(labels), cfg.split, cfg.seed)
     synthetic = synthetic_patterns(store, phases, cfg, cfg.seed)
-    clf = DenseClassifier.from_config(cfg, seed=cfg.seed).fit(
+    clf = CalibratedEnsemble.from_config(cfg, seed=cfg.seed).fit(
         patterns[train], y[train], patterns[val], y[val], synthetic=synthetic
     )
-    metrics = class_metrics(y[test], clf.predict_proba(patterns[test])) if len(test) else {}
+    test_conf = clf.predict_proba(patterns[test]) if len(test) else None
+    metrics = class_metrics(y[test], test_conf) if test_conf is not None else {}
     keys = labels[["sample", "point"]]
     card = {
         "classes": list(CLASS_NAMES),
@@ -68,7 +71,18 @@ def train_version(
             "phases": {name: ph.cif for name, ph in phases.phases.items()},
         },
         "epochs_trained": len(clf.history_["loss"]),
+        "ensemble": {
+            "members": clf.n_members,
+            "seeds": [cfg.seed + k for k in range(clf.n_members)],
+            "temperature": clf.temperature_,
+            "calibrated_on": "the validation split (one temperature for every class)",
+        },
         "test_metrics": metrics,
+        "test_reliability": {
+            name: reliability(y[test][:, i], test_conf[:, i]) for i, name in enumerate(CLASS_NAMES)
+        }
+        if test_conf is not None
+        else {},
         "settings": cfg.model_dump(),
         "store": store,
         "store_settings_sha256": settings_sha256(open_store(store)),

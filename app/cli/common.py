@@ -33,21 +33,21 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
 
 
 def print_metrics(metrics: dict[str, dict]) -> None:
-    """One line per class: accuracy, balanced accuracy, precision, recall, F1 and the
-    confusion counts; a ratio with nothing to count (no positive predicted, none
-    labeled) shows as "-"."""
+    """One line per class: accuracy, balanced accuracy, precision, recall, F1, expected
+    calibration error and the confusion counts; a ratio with nothing to count (no
+    positive predicted, none labeled) shows as "-"."""
     print(
         f"{'class':18} {'accuracy':>9} {'bal.acc.':>9} {'precision':>9} {'recall':>9} "
-        f"{'F1':>6}    TP    FP    FN    TN"
+        f"{'F1':>6} {'ECE':>6}    TP    FP    FN    TN"
     )
     for name, m in metrics.items():
         tp, fp, fn = m["tp"], m["fp"], m["fn"]
         precision = f"{m['precision']:9.3f}" if tp + fp else f"{'-':>9}"
         recall = f"{m['recall']:9.3f}" if tp + fn else f"{'-':>9}"
         f1 = f"{m['f1']:6.3f}" if tp + fp + fn else f"{'-':>6}"
-        balanced = f"{m['balanced_accuracy']:9.3f}" if "balanced_accuracy" in m else f"{'-':>9}"
         print(
-            f"{name:18} {m['accuracy']:9.3f} {balanced} {precision} {recall} {f1} "
+            f"{name:18} {m['accuracy']:9.3f} {m['balanced_accuracy']:9.3f} {precision} "
+            f"{recall} {f1} {m['ece']:6.3f} "
             f"{tp:5d} {fp:5d} {fn:5d} {m['tn']:5d}"
         )
 

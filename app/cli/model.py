@@ -98,9 +98,14 @@ def classify(args: argparse.Namespace) -> int:
         f"{args.file}: model {result.version} at {args.wavelength:g} A; "
         f"{result.coverage:.0%} of the model's d-range measured; intensities x{result.scale:.3g}"
     )
-    print(f"{'class':18} {'confidence':>10}   (network outputs, not calibrated)")
-    for name, c in result.confidences.items():
-        print(f"{name:18} {c:10.3f}")
+    if result.spread:
+        print(f"{'class':18} {'confidence':>10} {'spread':>7}   (calibrated ensemble)")
+        for name, c in result.confidences.items():
+            print(f"{name:18} {c:10.3f} {result.spread[name]:7.3f}")
+    else:
+        print(f"{'class':18} {'confidence':>10}   (one network, not calibrated)")
+        for name, c in result.confidences.items():
+            print(f"{name:18} {c:10.3f}")
     if result.peaks:
         print("Peaks in the model's d-range (known phases with a line there):")
         for p in result.peaks:

@@ -290,6 +290,7 @@ class TrainConfig(_Model):
     finetune_learning_rate: Positive = 1e-4
     finetune_epochs: int = Field(30, gt=0)
     rehearsal_patterns: int = Field(5000, ge=0)
+    ensemble_members: int = Field(5, gt=0)
 
 
 M = TypeVar("M", bound=BaseModel)

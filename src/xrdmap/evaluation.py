@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
+from xrdmap.calibration import expected_calibration_error
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.store import StoreError, latest_predicted, open_store, read_confidences
 
@@ -29,8 +30,9 @@ def class_metrics(truth: np.ndarray, confidence: np.ndarray) -> dict[str, dict[s
     Returns
     -------
     dict
-        Class name -> {accuracy, balanced_accuracy, precision, recall, f1, tp, fp, fn,
-        tn}; a recall with nothing to recall counts as 1 in the balanced accuracy.
+        Class name -> {accuracy, ece, balanced_accuracy, precision, recall, f1, tp, fp,
+        fn, tn}; a recall with nothing to recall counts as 1 in the balanced accuracy;
+        ece is the expected calibration error (:mod:`xrdmap.calibration`).
     """
     pred = confidence >= THRESHOLD
     out = {}
@@ -44,6 +46,7 @@ def class_metrics(truth: np.ndarray, confidence: np.ndarray) -> dict[str, dict[s
         tnr = tn / (tn + fp) if tn + fp else 1.0
         out[name] = {
             "accuracy": float((t == p).mean()),
+            "ece": expected_calibration_error(t, confidence[:, i]),
             "balanced_accuracy": float((tpr + tnr) / 2),
             "precision": float(precision),
             "recall": float(recall),

@@ -21,6 +21,8 @@ store's own groups; stores of layout 1 have them at the root)::
                                                was read from (checked before resuming)
     samples/<sample>/confidence/<version> (n, 9) float32  per-class confidences of a model
                                         version; group attrs "latest", "versions"
+    samples/<sample>/spread/<version>     (n, 9) float32  their standard deviation over the
+                                        ensemble's members (NaN: a single network)
     labels/                              the expert labels (:mod:`xrdmap.label_store`)
 
 Beside a store ``bt.zarr`` (local folders, for people): ``bt.zarr-maps/<version>/``
@@ -62,6 +64,8 @@ LAYOUT_VERSION = 4
 ROOT_ATTR = "xrdmap"
 #: Per-sample group of the confidences, one array per model version.
 CONFIDENCE = "confidence"
+#: Per-sample group of the members' spread, one array per confidence array, same name.
+SPREAD = "spread"
 #: Root group of the expert labels.
 LABELS_GROUP = "labels"
 #: Root group of the samples: their names never meet the store's own groups.
@@ -651,31 +655,46 @@ def create_confidences(
     with writing(store):
         root = open_store(store, mode="r+")
         groups = [sample_group(root, sample).require_group(CONFIDENCE) for sample in samples(root)]
-        for group in groups:  # arrays of this version left unpublished by a killed run
+        spreads = [sample_group(root, sample).require_group(SPREAD) for sample in samples(root)]
+        for group, spread in zip(groups, spreads, strict=True):
             published = set(group.attrs.get("published", {}).values())
-            for key in list(group.array_keys()):
+            for key in list(group.array_keys()):  # left unpublished by a killed run
                 attrs = group[key].attrs
                 mine = attrs.get("model_version") == version and attrs.get("complete") is False
                 if mine and key not in published:
                     del group[key]
+                    if key in spread:
+                        del spread[key]
         taken = {key for g in groups for key in g.array_keys()}
         name = version if version not in taken else f"{version}-{secrets.token_hex(4)}"
         n_classes = len(attributes["classes"])
         regions = []
-        for sample, group in zip(samples(root), groups, strict=True):
+        for sample, group, spread in zip(samples(root), groups, spreads, strict=True):
             n = sample_group(root, sample)["patterns"].shape[0]
+            layout = {
+                "shape": (n, n_classes),
+                "chunks": (min(chunk, n), n_classes),
+                "dtype": "float32",
+                "fill_value": np.nan,
+                "dimension_names": ("point", "class"),
+            }
             group.create_array(
                 name,
-                shape=(n, n_classes),
-                chunks=(min(chunk, n), n_classes),
-                dtype="float32",
-                fill_value=np.nan,
-                dimension_names=("point", "class"),
+                **layout,
                 attributes={
                     **attributes,
                     "model_version": version,
                     "complete": False,
                     "created": datetime.now(UTC).isoformat(),
+                },
+            )
+            spread.create_array(
+                name,
+                **layout,
+                overwrite=True,
+                attributes={
+                    "long_name": "standard deviation of the confidence over the members",
+                    "model_version": version,
                 },
             )
             regions += chunk_regions(sample, n, chunk)
@@ -688,11 +707,20 @@ def read_patterns(store: str, region: ChunkRegion) -> np.ndarray:
     return group["patterns"][region.start : region.stop]
 
 
-def write_confidences(store: str, region: ChunkRegion, name: str, values: np.ndarray) -> None:
-    """Write one region's (n, n_classes) confidences into the unpublished array ``name``."""
+def write_confidences(
+    store: str,
+    region: ChunkRegion,
+    name: str,
+    values: np.ndarray,
+    spread: np.ndarray | None = None,
+) -> None:
+    """Write one region's (n, n_classes) confidences and their spread over the members
+    (``None``: one network, no spread; left NaN) into the unpublished arrays ``name``."""
     with writing(store):
         group = sample_group(zarr.open_group(store, mode="r+"), region.sample)
         group[CONFIDENCE][name][region.start : region.stop] = values
+        if spread is not None:
+            group[SPREAD][name][region.start : region.stop] = spread
 
 
 def _published(group: zarr.Group, version: str) -> str | None:
@@ -723,6 +751,20 @@ def read_confidences(root: zarr.Group, sample: str, version: str) -> np.ndarray:
     return group[CONFIDENCE][name][:]
 
 
+def read_spread(root: zarr.Group, sample: str, version: str) -> np.ndarray:
+    """(n, n_classes) spread over the members of the published confidences of
+    ``version`` (NaN for a single network, or a store predicted before spreads)."""
+    group = sample_group(root, sample)
+    name = _published(group[CONFIDENCE], version) if CONFIDENCE in group else None
+    if name is None:
+        raise StoreError(
+            f"{sample}: no complete confidences of model {version} (run xrdmap predict)"
+        )
+    if SPREAD in group and name in group[SPREAD]:
+        return group[SPREAD][name][:]
+    return np.full(group[CONFIDENCE][name].shape, np.nan, np.float32)
+
+
 def latest_predicted(store: str) -> str:
     """The model version of the store's latest confidences ("" before any prediction)."""
     root = open_store(store)
@@ -744,3 +786,6 @@ def publish_confidences(store: str, version: str, name: str) -> None:
             group.attrs.update({"published": published, "latest": version, "versions": known})
             if replaced is not None and replaced != name:
                 del group[replaced]
+                spread = sample_group(root, sample).get(SPREAD)
+                if spread is not None and replaced in spread:
+                    del spread[replaced]

@@ -33,10 +33,14 @@ def test_predict_keeps_every_version_and_draws_maps(
     assert c1.shape == (320, len(CLASS_NAMES)) and ((c1 >= 0) & (c1 <= 1)).all()
     assert group[v1].attrs["classes"] == list(CLASS_NAMES)
     assert group[v1].attrs["model_version"] == v1 and not np.allclose(c1, c2)
-    direct = load_model(registry, v1).predict(
+    members = load_model(registry, v1).predict(
         pattern_features(root["samples/A_urban/patterns"][:5]), verbose=0
     )
-    np.testing.assert_allclose(c1[:5], direct, atol=1e-5)
+    assert members.shape == (5, 2, len(CLASS_NAMES))  # QUICK_TRAIN: two members
+    np.testing.assert_allclose(c1[:5], members.mean(axis=1), atol=1e-5)
+    spread = root["samples/A_urban/spread"][v1]
+    np.testing.assert_allclose(spread[:5], members.std(axis=1), atol=1e-5)
+    assert np.isfinite(spread[:]).all()
     names = sorted(p.rsplit("/", 1)[-1] for p in latest.maps)
     assert names == [
         "A_urban_confidence.png",
@@ -62,7 +66,7 @@ def test_evaluate_against_labels(prefect_server, tiny_store, two_versions, xrdma
     assert f"Model {v1} on 60 labeled points" in out.stdout
     assert all(name in out.stdout for name in CLASS_NAMES)
     header = out.stdout.splitlines()[1].split()
-    assert header[:7] == ["class", "accuracy", "bal.acc.", "precision", "recall", "F1", "TP"]
+    assert header[:8] == ["class", "accuracy", "bal.acc.", "precision", "recall", "F1", "ECE", "TP"]
     missing = xrdmap("evaluate", tiny_store, "--labels", labels_csv, "--model", "v0042")
     assert missing.returncode == 2 and "no confidences of model v0042" in missing.stderr
 

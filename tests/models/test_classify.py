@@ -54,7 +54,8 @@ def test_another_wavelength_and_scale_give_the_same_answer(measured, two_version
     cu = _write(tmp_path / "cu.xy", cu_tth, 50 * intensity)
     a, b = _classify(registry, here, wavelength), _classify(registry, cu, CU)
     assert list(a["confidences"]) == list(CLASS_NAMES) and a["model"] == "v0002"
-    assert a["coverage"] == b["coverage"] == 1.0 and a["calibrated"] is False
+    assert list(a["spread"]) == list(CLASS_NAMES)  # an ensemble: members' spread
+    assert a["coverage"] == b["coverage"] == 1.0 and a["calibrated"] is True
     for name in CLASS_NAMES:
         assert a["confidences"][name] == pytest.approx(b["confidences"][name], abs=2e-3)
     assert b["intensity_scale"] == pytest.approx(a["intensity_scale"] / 50, rel=1e-3)

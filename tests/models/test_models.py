@@ -118,3 +118,42 @@ def test_expert_labels_from_truth(tiny_beamtime):
     assert set(CLASS_NAMES) <= set(a.columns) and (a["source"] == "simulated ground truth").all()
     assert a[["sample", "point"]].equals(b[["sample", "point"]])
     assert not a.duplicated(["sample", "point"]).any()
+
+
+@pytest.mark.slow
+def test_the_ensemble_is_one_network_of_calibrated_members(tmp_path):
+    """Members share the pre-training, differ by seed; the saved network (one file,
+    safe mode) gives each member's calibrated confidence; their mean is the confidence."""
+    import keras
+
+    from models.ensemble import CalibratedEnsemble
+    from models.predict import ensemble_output
+    from xrdmap.config import load_train
+
+    rng = np.random.default_rng(4)
+    x, y = _toy_patterns(rng, 120)
+    settings = load_train().model_copy(
+        update={
+            "pretrain_epochs": 2,
+            "finetune_epochs": 5,
+            "augment_copies": 1,
+            "rehearsal_patterns": 20,
+            "ensemble_members": 3,
+        }
+    )
+    synthetic = (x[100:], np.where(y[100:] == 1, 1, -1))
+    ens = CalibratedEnsemble.from_config(settings, seed=7).fit(
+        x[:70], y[:70], x[70:100], y[70:100], synthetic=synthetic
+    )
+    assert [m.seed for m in ens.members_] == [7, 8, 9]
+    assert 0.05 <= ens.temperature_ <= 20
+    members = ens.predict_members(x[100:])
+    assert members.shape == (20, 3, len(CLASS_NAMES))
+    assert np.abs(members[:, 0] - members[:, 1]).max() > 1e-4  # the members differ
+    ens.model_.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False, safe_mode=True)
+    found = loaded.predict(pattern_features(x[100:]), verbose=0)
+    np.testing.assert_allclose(found, members, atol=1e-5)
+    conf, spread = ensemble_output(found, np.ones(20, bool), len(CLASS_NAMES))
+    np.testing.assert_allclose(conf, ens.predict_proba(x[100:]), atol=1e-5)
+    np.testing.assert_allclose(spread, members.std(axis=1), atol=1e-5)

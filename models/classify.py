@@ -19,11 +19,7 @@ from xrdmap.features import lower_envelope, pattern_features
 from xrdmap.pattern_files import read_pattern
 from xrdmap.peaks import Peak, find_pattern_peaks
 from xrdmap.phases import all_reference_lines
-
-#: A class confidence in this band is neither a yes nor a no.
-UNCERTAIN_BAND = (0.2, 0.8)
-#: Members of an ensemble disagree when their confidences spread more than this (std).
-MEMBER_DISAGREEMENT = 0.15
+from xrdmap.trust import MEMBER_DISAGREEMENT, UNSURE_BAND
 
 
 @dataclass
@@ -67,9 +63,10 @@ def abstain_reasons(
     unexplained: list[Peak],
     coverage: float,
 ) -> list[str]:
-    """Why a call should not be trusted (empty: no reason found)."""
-    lo, hi = UNCERTAIN_BAND
-    out = [f"{name} undecided ({c:.2f})" for name, c in confidences.items() if lo <= c < hi]
+    """Why a call should not be trusted (empty: no reason found): the rule of
+    :mod:`xrdmap.trust`, plus peaks no known phase explains and a partial range."""
+    lo, hi = UNSURE_BAND
+    out = [f"{name} undecided ({c:.2f})" for name, c in confidences.items() if lo < c < hi]
     out += [
         f"members disagree on {name} (spread {v:.2f})"
         for name, v in spread.items()

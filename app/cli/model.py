@@ -38,6 +38,7 @@ def train(args: argparse.Namespace) -> int:
 def predict(args: argparse.Namespace) -> int:
     from models.predict import domain_mapping
     from models.registry import read_card
+    from xrdmap.maps import abstain_counts
 
     store = str(args.store)
     sample_sizes(store)  # not a store: one line, before anything starts
@@ -67,6 +68,9 @@ def predict(args: argparse.Namespace) -> int:
         f"{summary.seconds:.1f} s (model calls {summary.model_seconds:.2f} s); "
         f"confidences in {store}/samples/<sample>/confidence/{summary.version}."
     )
+    print("Abstained (a class undecided, or the members disagree), per sample:")
+    for sample, (n_abstain, n_valid) in abstain_counts(store, summary.version).items():
+        print(f"  {sample:24} {n_abstain:7d} of {n_valid:7d} ({n_abstain / max(n_valid, 1):.1%})")
     print("Maps:")
     for path in summary.maps:
         print(f"  {path}")

@@ -12,7 +12,15 @@ from matplotlib.patches import Patch
 
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.evaluation import THRESHOLD
-from xrdmap.store import map_extent, on_grid, open_store, read_confidences, samples
+from xrdmap.store import (
+    map_extent,
+    on_grid,
+    open_store,
+    read_confidences,
+    read_spread,
+    samples,
+)
+from xrdmap.trust import abstain_mask
 
 #: One colour per combination of corrosion products present (confidence >= 0.5).
 COMBINATION_COLOURS = {
@@ -26,10 +34,13 @@ COMBINATION_COLOURS = {
     ("alpha-FeOOH", "gamma-FeOOH", "Fe3O4"): "#e15759",
 }
 QUARANTINED_COLOUR = "#9e9e9e"
+#: Points the model should not be trusted on (:func:`xrdmap.trust.abstain_mask`).
+ABSTAIN_COLOUR = "#ff9da7"
 
 
-def phase_rgb(confidence: np.ndarray) -> np.ndarray:
-    """(n, 3) colour of each point, one per combination of products present."""
+def phase_rgb(confidence: np.ndarray, abstain: np.ndarray) -> np.ndarray:
+    """(n, 3) colour of each point, one per combination of products present; the
+    abstain colour where ``abstain``."""
     present = {
         name: confidence[:, CLASS_NAMES.index(name)] >= THRESHOLD
         for name in ("alpha-FeOOH", "gamma-FeOOH", "Fe3O4")
@@ -40,13 +51,32 @@ def phase_rgb(confidence: np.ndarray) -> np.ndarray:
         for name, mask in present.items():
             sel &= mask if name in combo else ~mask
         rgb[sel] = to_rgb(colour)
+    rgb[abstain] = to_rgb(ABSTAIN_COLOUR)
     rgb[np.isnan(confidence).any(axis=1)] = to_rgb(QUARANTINED_COLOUR)
     return rgb
 
 
-def phase_image(root: zarr.Group, sample: str, confidence: np.ndarray) -> np.ndarray:
+def sample_calls(root: zarr.Group, sample: str, version: str) -> tuple[np.ndarray, np.ndarray]:
+    """(confidences, abstain mask) of ``sample`` by model ``version``."""
+    conf = read_confidences(root, sample, version)
+    return conf, abstain_mask(conf, read_spread(root, sample, version))
+
+
+def abstain_counts(store: str, version: str) -> dict[str, tuple[int, int]]:
+    """Per sample: (points abstained, points with a pattern)."""
+    root = open_store(store)
+    out = {}
+    for sample in samples(root):
+        conf, abstain = sample_calls(root, sample, version)
+        out[sample] = (int(abstain.sum()), int((~np.isnan(conf).any(axis=1)).sum()))
+    return out
+
+
+def phase_image(
+    root: zarr.Group, sample: str, confidence: np.ndarray, abstain: np.ndarray
+) -> np.ndarray:
     """(rows, cols, 3) phase map; cells the scan never visited are white."""
-    return np.nan_to_num(on_grid(root, sample, phase_rgb(confidence)), nan=1.0)
+    return np.nan_to_num(on_grid(root, sample, phase_rgb(confidence, abstain)), nan=1.0)
 
 
 def _legend(ax) -> None:
@@ -54,6 +84,7 @@ def _legend(ax) -> None:
         Patch(color=c, label=" + ".join(combo) if combo else "none of them")
         for combo, c in COMBINATION_COLOURS.items()
     ]
+    handles.append(Patch(color=ABSTAIN_COLOUR, label="abstain: undecided or members disagree"))
     handles.append(Patch(color=QUARANTINED_COLOUR, label="quarantined point"))
     ax.legend(
         handles=handles,
@@ -68,7 +99,7 @@ def _legend(ax) -> None:
 def write_sample_maps(store: str, sample: str, version: str, out_dir: Path) -> list[Path]:
     """``<sample>_confidence.png`` (one map per class) and ``<sample>_phases.png``."""
     root = open_store(store)
-    conf = read_confidences(root, sample, version)
+    conf, abstain = sample_calls(root, sample, version)
     extent = map_extent(root, sample)
     out_dir.mkdir(parents=True, exist_ok=True)
     width = extent[1] - extent[0]
@@ -97,10 +128,16 @@ def write_sample_maps(store: str, sample: str, version: str, out_dir: Path) -> l
 
     fig = Figure(figsize=(max(3.0, 5 * width / height) + 2.5, 5.5), layout="constrained")
     ax = fig.subplots()
-    ax.imshow(phase_image(root, sample, conf), extent=extent, interpolation="nearest")
+    ax.imshow(phase_image(root, sample, conf, abstain), extent=extent, interpolation="nearest")
     ax.set_xlabel("x (um)")
     ax.set_ylabel("y (um, towards the steel)")
-    ax.set_title(f"{sample}: corrosion products (model {version})", fontsize=10)
+    valid = int((~np.isnan(conf).any(axis=1)).sum())
+    share = abstain.sum() / max(valid, 1)
+    ax.set_title(
+        f"{sample}: corrosion products (model {version})\n"
+        f"abstained on {int(abstain.sum())} of {valid} points ({share:.1%})",
+        fontsize=10,
+    )
     _legend(ax)
     phase_png = out_dir / f"{sample}_phases.png"
     fig.savefig(phase_png, dpi=110, bbox_inches="tight")
@@ -117,9 +154,9 @@ def write_overview(store: str, version: str, out_dir: Path) -> Path:
     axes = fig.subplots(1, len(names), gridspec_kw={"width_ratios": widths}, squeeze=False)
     top = max(e[2] for e in extents.values())
     for ax, sample in zip(axes[0], names, strict=True):
-        conf = read_confidences(root, sample, version)
+        conf, abstain = sample_calls(root, sample, version)
         extent = extents[sample]
-        ax.imshow(phase_image(root, sample, conf), extent=extent, interpolation="nearest")
+        ax.imshow(phase_image(root, sample, conf, abstain), extent=extent, interpolation="nearest")
         ax.set_ylim(top, extent[3])
         ax.set_title(sample, fontsize=8)
         ax.set_xlabel("x (um)", fontsize=8)

@@ -14,8 +14,9 @@ def store_copy(fresh_store):
     return fresh_store
 
 
-def _fake_predictions(store, version="v0042"):
-    """Confidences as ``xrdmap predict`` stores them: sure everywhere except a few points."""
+def _fake_predictions(store, version="v0042", disagree=None):
+    """Confidences as ``xrdmap predict`` stores them: sure everywhere except a few points;
+    with ``disagree`` (point indices), an ensemble's spread, high at those points."""
     from xrdmap.store import create_confidences, publish_confidences, write_confidences
 
     unsure = {}
@@ -27,7 +28,11 @@ def _fake_predictions(store, version="v0042"):
         conf = np.where(np.random.default_rng(0).random((n, len(CLASS_NAMES))) < 0.5, 0.02, 0.98)
         unsure[region.sample] = [5, 77, 150]
         conf[unsure[region.sample], 2] = 0.5
-        write_confidences(str(store), region, name, conf.astype(np.float32))
+        spread = None
+        if disagree is not None:
+            spread = np.full(conf.shape, 0.01, np.float32)
+            spread[disagree, 4] = 0.3
+        write_confidences(str(store), region, name, conf.astype(np.float32), spread)
     publish_confidences(str(store), version, name)
     return unsure
 
@@ -87,3 +92,28 @@ def test_per_class_queue_names_the_class_that_asked(store_copy, xrdmap):
     assert queue["reason"].str.contains("the closest to 0.5 among unlabeled points").all()
     turns = queue["reason"].str.split(":").str[0].str.removeprefix("turn of ")
     assert (queue["asked_about"] == turns).all() and sorted(turns) == sorted(CLASS_NAMES)
+
+
+def test_points_the_members_disagree_on_are_asked_first_and_drawn_apart(store_copy, xrdmap):
+    """An ensemble sure on average but split on Fe(FCC) at points 20 and 40: the queue
+    asks them first, and the phase map gives them (and the undecided points) the
+    abstain colour, counted per sample."""
+    from matplotlib.colors import to_rgb
+
+    from xrdmap.maps import ABSTAIN_COLOUR, abstain_counts, phase_image, sample_calls
+    from xrdmap.store import open_store
+
+    _fake_predictions(store_copy, disagree=[20, 40])
+    out = xrdmap("query", store_copy, "--n", 4, "--strategy", "uncertainty")
+    assert out.returncode == 0, out.stderr
+    queue = pd.read_csv(store_copy.parent / "copy.zarr-queue" / "v0042" / "queue.csv")
+    first = set(zip(queue["sample"][:4], queue["point"][:4], strict=True))
+    assert first == {(s, p) for s in ("A_urban", "B_marine") for p in (20, 40)}
+    assert queue["reason"][:4].str.startswith("members disagree").all()
+    assert abstain_counts(str(store_copy), "v0042") == {"A_urban": (5, 320), "B_marine": (5, 411)}
+    root = open_store(str(store_copy))
+    conf, abstain = sample_calls(root, "A_urban", "v0042")
+    assert set(np.flatnonzero(abstain)) == {5, 20, 40, 77, 150}
+    image = phase_image(root, "A_urban", conf, abstain)
+    rows, cols = root["samples/A_urban/grid_index"][20]
+    np.testing.assert_allclose(image[rows, cols], to_rgb(ABSTAIN_COLOUR))

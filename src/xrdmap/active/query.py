@@ -18,7 +18,14 @@ from xrdmap.active.strategies import (
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.features import pattern_features
 from xrdmap.label_store import stored_labels
-from xrdmap.store import latest_predicted, load_store_points, open_store, read_confidences, samples
+from xrdmap.store import (
+    latest_predicted,
+    load_store_points,
+    open_store,
+    read_confidences,
+    read_spread,
+    samples,
+)
 
 COLD_START = "cold start"
 
@@ -38,6 +45,14 @@ def store_confidences(store: str, version: str) -> np.ndarray:
     """(n, n_classes) confidences of ``version`` over every point, samples in order."""
     root = open_store(store)
     return np.concatenate([read_confidences(root, s, version) for s in samples(root)])
+
+
+def store_spreads(store: str, version: str) -> np.ndarray | None:
+    """(n, n_classes) spread over the members of ``version`` over every point, samples
+    in order; ``None`` for a single network (no spread stored)."""
+    root = open_store(store)
+    spread = np.concatenate([read_spread(root, s, version) for s in samples(root)])
+    return None if np.isnan(spread).all() else spread
 
 
 def query_points(
@@ -87,6 +102,7 @@ def query_points(
             score=score,
             min_distance_um=min_distance_um,
             seed=seed,
+            member_spread=store_spreads(store, version),
         )
         batch = select(strategy, pool, n)
         picked, reasons = batch.picked, batch.reasons

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from xrdmap.trust import undecided
+
 SCORES = ("least_confidence", "margin", "entropy")
 DEFAULT_SCORE = "least_confidence"
-#: A class confidence inside this band counts as unsure (the rounds' record).
-UNSURE_BAND = (0.2, 0.8)
 
 
 def uncertainty(confidence: np.ndarray, method: str = "least_confidence") -> np.ndarray:
@@ -34,9 +34,9 @@ def uncertainty(confidence: np.ndarray, method: str = "least_confidence") -> np.
     return np.where(np.isnan(score), -np.inf, score)
 
 
-def unsure_fraction(confidence: np.ndarray, *, band: tuple[float, float] = UNSURE_BAND) -> float:
-    """Share of rows (points with a pattern) with at least one class inside ``band``."""
+def unsure_fraction(confidence: np.ndarray) -> float:
+    """Share of rows (points with a pattern) with a class undecided
+    (:func:`xrdmap.trust.undecided`)."""
     c = np.asarray(confidence)
     ok = ~np.isnan(c).any(axis=1)
-    inside = ((c[ok] > band[0]) & (c[ok] < band[1])).any(axis=1)
-    return float(inside.sum()) / max(int(ok.sum()), 1)
+    return float(undecided(c[ok]).sum()) / max(int(ok.sum()), 1)

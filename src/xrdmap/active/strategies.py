@@ -30,6 +30,7 @@ import numpy as np
 
 from xrdmap.active.scores import DEFAULT_SCORE, uncertainty
 from xrdmap.classes import CLASS_NAMES
+from xrdmap.trust import disagreeing
 
 #: Candidate pool of a diverse batch, as a multiple of the batch size.
 POOL_FACTOR = 10
@@ -137,16 +138,20 @@ def per_class_batch(
     min_distance_um: float = 10.0,
     exclude: np.ndarray | None = None,
     seed: int = 0,
+    member_spread: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` point indices, taken in turns over the classes (a seeded random class order
     each turn): on its turn a class adds its unlabeled point with confidence closest to
-    0.5 that the spread rules accept (per-sample cap, ``min_distance_um`` apart).
-    Returns the indices in the order taken and, for each, the class (column) whose turn
-    took it; NaN rows (no pattern) are never taken."""
+    0.5 that the spread rules accept (per-sample cap, ``min_distance_um`` apart); with
+    ``member_spread`` (an ensemble's), a class the members disagree on counts as that
+    much less decided. Returns the indices in the order taken and, for each, the class
+    (column) whose turn took it; NaN rows (no pattern) are never taken."""
     c = np.asarray(confidence, dtype=np.float64)
     idx = _eligible(len(c), exclude, np.asarray(~np.isnan(c).any(axis=1)))
     n = min(n, len(idx))
     closeness = np.abs(2 * c[idx] - 1)  # 0 = undecided
+    if member_spread is not None:
+        closeness -= 2 * np.nan_to_num(np.asarray(member_spread, dtype=np.float64)[idx])
     rankings = [idx[np.argsort(closeness[:, k], kind="stable")] for k in range(c.shape[1])]
     next_of = [0] * c.shape[1]
     spread = _Spread(n, groups, xy, min_distance_um, idx)
@@ -243,6 +248,7 @@ class Pool:
     score: str = DEFAULT_SCORE  #: uncertainty score of the uncertainty-based strategies
     min_distance_um: float = 10.0
     seed: int = 0
+    member_spread: np.ndarray | None = None  #: (n, n_classes) an ensemble's spread
 
     def spread(self) -> dict:
         """The keyword arguments of the batch functions: where the points are, the
@@ -256,8 +262,10 @@ class Pool:
         }
 
     def scores(self) -> np.ndarray:
-        """(n,) uncertainty of each point; -inf where there is no pattern."""
+        """(n,) uncertainty of each point, plus 1 where the ensemble's members disagree
+        (:func:`xrdmap.trust.disagreeing`: asked first); -inf where there is no pattern."""
         s = uncertainty(self.confidence, self.score)
+        s[disagreeing(self.member_spread, len(s))] += 1.0
         s[~self.valid] = -np.inf
         return s
 
@@ -276,7 +284,13 @@ def _least_sure(pool: Pool, picked: np.ndarray) -> np.ndarray:
 
 
 def _uncertain_reasons(pool: Pool, scores: np.ndarray, picked, suffix: str) -> list[str]:
-    return [f"uncertain ({pool.score} {scores[i]:.2f}){suffix}" for i in picked]
+    disagree = disagreeing(pool.member_spread, len(scores))
+    return [
+        f"members disagree, uncertain ({pool.score} {scores[i] - 1:.2f}){suffix}"
+        if disagree[i]
+        else f"uncertain ({pool.score} {scores[i]:.2f}){suffix}"
+        for i in picked
+    ]
 
 
 def select_uncertainty(pool: Pool, n: int) -> Batch:
@@ -309,11 +323,21 @@ def select_per_class(pool: Pool, n: int) -> Batch:
     """Turns over the classes, each taking its point closest to 0.5."""
     no_pattern = np.flatnonzero(~pool.valid)
     exclude = np.union1d(pool.labeled, no_pattern).astype(int)
-    picked, classes = per_class_batch(pool.confidence, n, **{**pool.spread(), "exclude": exclude})
+    picked, classes = per_class_batch(
+        pool.confidence,
+        n,
+        **{**pool.spread(), "exclude": exclude},
+        member_spread=pool.member_spread,
+    )
     c = pool.confidence
     reasons = [
-        f"turn of {CLASS_NAMES[k]}: confidence {c[i, k]:.2f}, the closest to 0.5 "
-        "among unlabeled points"
+        f"turn of {CLASS_NAMES[k]}: confidence {c[i, k]:.2f}"
+        + (
+            ""
+            if pool.member_spread is None
+            else f", members' spread {pool.member_spread[i, k]:.2f}"
+        )
+        + ", the closest to 0.5 among unlabeled points"
         for i, k in zip(picked, classes, strict=True)
     ]
     return Batch(picked, classes, reasons)

@@ -46,3 +46,12 @@ def test_the_temperature_of_overconfident_members_is_found():
     conf = ensemble_confidence(logits, t)
     assert expected_calibration_error(labels[100:, 0], conf[100:, 0]) < 0.03
     assert fit_temperature(logits, np.full(labels.shape, -1)) == 1.0
+
+
+def test_a_few_labels_all_right_do_not_sharpen_without_limit():
+    """29 validation points the members all get right: the likelihood alone would
+    sharpen to the bound; the prior keeps the temperature within a factor ~2 of 1."""
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, (29, 9))
+    logits = np.stack([np.where(labels == 1, 3.0, -3.0) + rng.normal(0, 0.3, labels.shape)] * 5)
+    assert 0.4 < fit_temperature(logits, labels) < 1.0

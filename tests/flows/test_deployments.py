@@ -189,6 +189,18 @@ def test_deployments_run_backfill_is_safe_twice_and_the_watcher_starts_once(serv
         )
     assert pipeline_record(str(stores / "bt1.zarr"))["stages"] == ["ingest"]
 
+    shutil.copytree(tmp / "beamtimes" / "bt1", tmp / "beamtimes" / "bt2")
+    before = len(_runs_of(client, "beamtime-pipeline/process-beamtime"))
+    for _ in range(2):  # bt1 is done; bt2 is new: exactly one run for it (no model yet)
+        _wait(
+            client, _trigger(client, "watch-beamtimes/watch-beamtimes", {"registry": registry}), tmp
+        )
+    runs = _runs_of(client, "beamtime-pipeline/process-beamtime")
+    new = [r for r in runs if r["parameters"]["store"].endswith("bt2.zarr")]
+    assert len(runs) == before + 1 and len(new) == 1
+    _wait(client, new[0]["id"], tmp)
+    assert pipeline_record(str(stores / "bt2.zarr")) is not None
+
     # a new model version (trained on the same tiny beamtime by the core, as `xrdmap
     # train` does: tests/models covers the command), then a backfill of the prediction
     shutil.copytree(Path(two_versions[0]) / two_versions[1], Path(registry) / "v0001")
@@ -205,18 +217,6 @@ def test_deployments_run_backfill_is_safe_twice_and_the_watcher_starts_once(serv
     root = zarr.open_group(str(stores / "bt1.zarr"), mode="r")
     assert root["samples/A_urban/confidence"].attrs["latest"] == "v0001"
     assert (stores / "bt1.zarr-maps" / "v0001" / "overview.png").is_file()
-
-    shutil.copytree(tmp / "beamtimes" / "bt1", tmp / "beamtimes" / "bt2")
-    before = len(_runs_of(client, "beamtime-pipeline/process-beamtime"))
-    for _ in range(2):  # bt1 is done; bt2 is new: exactly one run for it
-        _wait(
-            client, _trigger(client, "watch-beamtimes/watch-beamtimes", {"registry": registry}), tmp
-        )
-    runs = _runs_of(client, "beamtime-pipeline/process-beamtime")
-    new = [r for r in runs if r["parameters"]["store"].endswith("bt2.zarr")]
-    assert len(runs) == before + 1 and len(new) == 1
-    _wait(client, new[0]["id"], tmp)
-    assert pipeline_record(str(stores / "bt2.zarr")) is not None
 
 
 @pytest.mark.skipif(

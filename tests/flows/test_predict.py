@@ -36,7 +36,7 @@ def test_predict_keeps_every_version_and_draws_maps(
     members = load_model(registry, v1).predict(
         pattern_features(root["samples/A_urban/patterns"][:5]), verbose=0
     )
-    assert members.shape == (5, 2, len(CLASS_NAMES))  # QUICK_TRAIN: two members
+    assert members.shape == (5, 1, len(CLASS_NAMES))  # QUICK_TRAIN: one member
     np.testing.assert_allclose(c1[:5], members.mean(axis=1), atol=1e-5)
     spread = root["samples/A_urban/spread"][v1]
     np.testing.assert_allclose(spread[:5], members.std(axis=1), atol=1e-5)

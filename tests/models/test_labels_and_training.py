@@ -71,7 +71,9 @@ def test_missing_and_unknown_columns(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_cli_writes_a_version(tiny_beamtime, tiny_store, tmp_path, xrdmap, quick_train_conf):
+def test_train_cli_writes_a_version(
+    tiny_beamtime, tiny_store, tmp_path, xrdmap, quick_train_conf, capsys
+):
     conf = quick_train_conf(tmp_path)
     labels = tmp_path / "labels.csv"
     out = xrdmap(
@@ -88,10 +90,11 @@ def test_train_cli_writes_a_version(tiny_beamtime, tiny_store, tmp_path, xrdmap,
     assert set(card["test_metrics"]) == set(CLASS_NAMES)
     assert card["software"]["keras"] and card["model_sha256"]
     assert card["pretraining"]["synthetic_patterns"] == 400
-    again = xrdmap(
-        "--conf", conf, "train", tiny_store, "--labels", labels, "--registry", registry, "--seed", 1
-    )
-    assert "Trained model v0002" in again.stdout
+    from app.cli import main  # the same command in this process: Keras is loaded already
+
+    argv = ["--conf", conf, "train", tiny_store, "--labels", labels, "--registry", registry]
+    assert main([str(a) for a in [*argv, "--seed", 1]]) == 0
+    assert "Trained model v0002" in capsys.readouterr().out
     assert (registry / "v0001" / "card.json").read_text() == json.dumps(card, indent=2) + "\n"
 
 

@@ -47,9 +47,9 @@ def predict_store(
     t0 = time.perf_counter()
     version = resolve_model_version(registry, version)
     with store_lock(store, WRITE):
-        array, regions = prepare_predictions_task(store, registry, version, resample)
+        array, regions, mapping = prepare_predictions_task(store, registry, version, resample)
         futures = [
-            predict_chunk.submit(store, r, registry, version, array, resample) for r in regions
+            predict_chunk.submit(store, r, registry, version, array, mapping) for r in regions
         ]
         wait(futures)
         reports = [f.result() for f in futures]

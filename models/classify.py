@@ -15,7 +15,7 @@ from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import PhasesConfig
 from xrdmap.domain import PatternDomain, check_coverage, resample
 from xrdmap.errors import InputError, RegistryError
-from xrdmap.features import lower_envelope, pattern_features
+from xrdmap.features import pattern_features, peak_heights
 from xrdmap.pattern_files import read_pattern
 from xrdmap.peaks import Peak, find_pattern_peaks
 from xrdmap.phases import all_reference_lines
@@ -117,9 +117,9 @@ def classify_pattern(
         p for p in find_pattern_peaks(tth, intensity, wavelength_a, lines) if d_lo <= p.d_a <= d_hi
     ]
     reference = card["intensity"]
-    envelope = lower_envelope(on_axis.astype(np.float64))
+    height, envelope = peak_heights(on_axis)
     if peaks:
-        scale = reference["peak_height_median"] / float((on_axis - envelope).max())
+        scale = reference["peak_height_median"] / float(height[0])
     else:
         scale = reference["background_median"] / max(float(np.median(envelope)), 1e-12)
     model = load_model(registry, card["version"])

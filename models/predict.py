@@ -13,6 +13,7 @@ from xrdmap.domain import (
     DomainError,
     PatternDomain,
     check_coverage,
+    coverage,
     domain_differences,
     resample,
 )
@@ -93,9 +94,9 @@ def domain_mapping(store: str, card: dict, *, allow_resample: bool) -> Resamplin
             f"{store}: outside the domain of model {version}: {'; '.join(differ)} "
             "(--resample maps the patterns onto the model's axis through d-spacing)"
         )
-    _, coverage = resample(np.zeros((1, len(data.tth_deg))), data, model)
-    check_coverage(coverage, data, model)
-    return Resampling(data, model, coverage)
+    share = coverage(data, model)
+    check_coverage(share, data, model)
+    return Resampling(data, model, share)
 
 
 def prepare_predictions(
@@ -105,17 +106,18 @@ def prepare_predictions(
     *,
     allow_resample: bool = False,
     chunk: int = PREDICT_CHUNK,
-) -> tuple[str, list[ChunkRegion]]:
+) -> tuple[str, list[ChunkRegion], Resampling | None]:
     """Check the store against the model's domain (:func:`domain_mapping`), then lay
     out unpublished confidence arrays of ``version`` for every sample (the card's sha256
-    and any resampling in their attributes; Keras is not loaded); returns their name and
-    the regions to predict."""
+    and any resampling in their attributes; Keras is not loaded); returns their name,
+    the regions to predict and the resampling every region needs (``None``: none)."""
     card = read_card(registry, version)
     mapping = domain_mapping(store, card, allow_resample=allow_resample)
     attributes = {"classes": list(CLASS_NAMES), "model_sha256": card["model_sha256"]}
     if mapping is not None:
         attributes["resampled"] = mapping.record()
-    return create_confidences(store, version, attributes, chunk=chunk)
+    array, regions = create_confidences(store, version, attributes, chunk=chunk)
+    return array, regions, mapping
 
 
 def predict_region(
@@ -124,17 +126,16 @@ def predict_region(
     registry: str,
     version: str,
     array: str,
+    mapping: Resampling | None = None,
     *,
-    allow_resample: bool = False,
     batch_size: int = 16384,
 ) -> PredictReport:
     """Predict one region's patterns with the model called on large batches, into the
-    unpublished confidence arrays ``array`` (resampled onto the model's axis first
-    where the store lies outside its domain and ``allow_resample``)."""
+    unpublished confidence arrays ``array`` (resampled onto the model's axis first by
+    ``mapping``, from :func:`prepare_predictions`)."""
     t0 = time.perf_counter()
     model = load_model(registry, version)
     patterns = read_patterns(store, region)
-    mapping = domain_mapping(store, read_card(registry, version), allow_resample=allow_resample)
     if mapping is not None:
         patterns, _ = resample(patterns, mapping.source, mapping.target)
     x = pattern_features(patterns)

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from models.predict import PredictReport, predict_region, prepare_predictions
+from models.predict import PredictReport, Resampling, predict_region, prepare_predictions
 from models.registry import latest_version
 from tasks.report import store_artifact_key
 from xrdmap.maps import write_overview, write_sample_maps
@@ -25,9 +25,9 @@ def resolve_model_version(registry: str, version: str | None) -> str:
 @task(name="prepare-predictions", cache_policy=NO_CACHE)
 def prepare_predictions_task(
     store: str, registry: str, version: str, allow_resample: bool
-) -> tuple[str, list[ChunkRegion]]:
+) -> tuple[str, list[ChunkRegion], Resampling | None]:
     """Check the store against the model's domain, lay out unpublished confidence arrays
-    of ``version``; their name and the regions."""
+    of ``version``; their name, the regions and the resampling they need."""
     return prepare_predictions(store, registry, version, allow_resample=allow_resample)
 
 
@@ -38,10 +38,16 @@ def prepare_predictions_task(
     cache_policy=NO_CACHE,
 )
 def predict_chunk(
-    store: str, region: ChunkRegion, registry: str, version: str, array: str, allow_resample: bool
+    store: str,
+    region: ChunkRegion,
+    registry: str,
+    version: str,
+    array: str,
+    mapping: Resampling | None,
 ) -> PredictReport:
-    """Confidences of one region's patterns, into the unpublished arrays ``array``."""
-    report = predict_region(store, region, registry, version, array, allow_resample=allow_resample)
+    """Confidences of one region's patterns (resampled by ``mapping``), into the
+    unpublished arrays ``array``."""
+    report = predict_region(store, region, registry, version, array, mapping)
     get_run_logger().info(
         "%d patterns, model %.2f s of %.2f s", report.n_points, report.model_seconds, report.seconds
     )

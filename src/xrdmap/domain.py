@@ -120,6 +120,21 @@ def domain_differences(model: PatternDomain, data: PatternDomain) -> list[str]:
     return out
 
 
+def _at_source(source: PatternDomain, target: PatternDomain) -> tuple[np.ndarray, np.ndarray]:
+    """For each target bin: the source 2theta at its d-spacing (past the high-angle end
+    where the source wavelength cannot reach it), and whether the source measured it."""
+    tth = two_theta(d_spacing(target.tth_deg, target.wavelength_a), source.wavelength_a)
+    lo, hi = source.tth_deg[0], source.tth_deg[-1]
+    eps = 0.01 * float(np.median(np.diff(source.tth_deg)))  # rounding at the ends
+    inside = np.isfinite(tth) & (tth >= lo - eps) & (tth <= hi + eps)
+    return np.where(np.isfinite(tth), tth, hi), inside
+
+
+def coverage(source: PatternDomain, target: PatternDomain) -> float:
+    """The share of ``target``'s bins whose d-spacing ``source`` measured."""
+    return float(_at_source(source, target)[1].mean())
+
+
 def resample(
     patterns: np.ndarray, source: PatternDomain, target: PatternDomain
 ) -> tuple[np.ndarray, float]:
@@ -140,15 +155,9 @@ def resample(
         measurement is sampled more finely (a lab scan in 0.01 deg steps); target bins
         outside the measured d-range take the intensity of the nearest measured bin.
     coverage : float
-        The share of target bins inside the measured d-range.
+        The share of target bins inside the measured d-range (:func:`coverage`).
     """
-    d_target = d_spacing(target.tth_deg, target.wavelength_a)
-    tth_at_source = two_theta(d_target, source.wavelength_a)
-    lo, hi = source.tth_deg[0], source.tth_deg[-1]
-    eps = 0.01 * float(np.median(np.diff(source.tth_deg)))  # rounding at the ends
-    inside = np.isfinite(tth_at_source) & (tth_at_source >= lo - eps) & (tth_at_source <= hi + eps)
-    # unreachable d (2theta of 180 deg and beyond) lies past the high-angle end
-    where = np.where(np.isfinite(tth_at_source), tth_at_source, hi)
+    where, inside = _at_source(source, target)
     src = source.tth_deg
     j = np.clip(np.searchsorted(src, where) - 1, 0, len(src) - 2)
     w = np.clip((where - src[j]) / (src[j + 1] - src[j]), 0.0, 1.0)  # clipped: edge values

@@ -60,14 +60,21 @@ def noise_level(rows: np.ndarray) -> np.ndarray:
     return 1.4826 * np.median(diffs, axis=1) / np.sqrt(2)
 
 
+def peak_heights(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) height of each row's strongest peak above its lower envelope, and the
+    (n, nbins) envelope: how :func:`intensity_reference` measures a pattern's scale."""
+    rows = np.asarray(rows, dtype=np.float64)
+    envelope = lower_envelope(rows)
+    return (rows - envelope).max(axis=1), envelope
+
+
 def intensity_reference(patterns: np.ndarray, *, min_significance: float = 6.0) -> dict:
     """The typical scale of training patterns (for the model card): the median height of
     the strongest peak above the lower envelope among patterns that have one (higher
     than ``min_significance`` noise levels), and the median envelope level."""
     rows = np.asarray(patterns, dtype=np.float64)
     rows = rows[~np.isnan(rows).any(axis=1)]
-    envelope = lower_envelope(rows)
-    height = (rows - envelope).max(axis=1)
+    height, envelope = peak_heights(rows)
     peaked = height > min_significance * np.maximum(noise_level(rows), 1e-12)
     return {
         "peak_height_median": float(np.median(height[peaked] if peaked.any() else height)),

@@ -40,6 +40,8 @@ class ReferenceLines:
         Multiplicity weights matching ``texture_cos2``.
     fe_per_a3 : float
         Fe atoms per cubic Angstrom (drives the Fe fluorescence background).
+    density_g_cm3 : float
+        Crystal density from the structure (volume fractions -> weight fractions).
     """
 
     name: str
@@ -51,6 +53,7 @@ class ReferenceLines:
     texture_cos2: list[np.ndarray]
     texture_weight: list[np.ndarray]
     fe_per_a3: float
+    density_g_cm3: float
 
     @property
     def relative_intensity(self) -> np.ndarray:
@@ -123,6 +126,7 @@ def compute_reference_lines(
         texture_cos2=cos2s,
         texture_weight=weights,
         fe_per_a3=n_fe / structure.volume,
+        density_g_cm3=float(structure.density),
     )
 
 

@@ -16,15 +16,10 @@ import numpy as np
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
 from xrdmap.config import InstrumentConfig, PhasesConfig, SimulationConfig
+from xrdmap.line_profiles import epoxy_halo
 from xrdmap.phases import ReferenceLines
 from xrdmap.simulate.geometry import DetectorDefects
-from xrdmap.simulate.profiles import (
-    PhaseProfiles,
-    air_scatter,
-    epoxy_halo,
-    fine_grid,
-    phase_profiles,
-)
+from xrdmap.simulate.profiles import PhaseProfiles, air_scatter, fine_grid, phase_profiles
 
 #: Bin width and significance of the "an expert sees it" rule (ground truth).
 VISIBILITY_BIN_DEG = 0.1

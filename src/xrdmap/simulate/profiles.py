@@ -1,5 +1,6 @@
-"""1D diffraction profiles: pseudo-Voigt lines with instrument and crystallite-size
-broadening, the epoxy amorphous halo and the air-scatter background.
+"""1D diffraction profiles of the simulated specimens: each phase's lines (shapes from
+:mod:`xrdmap.line_profiles`) with the simulated instrument and crystallite sizes, and
+the air-scatter background.
 
 All profiles are tabulated on a fine 2theta grid (degrees) and later mapped onto the
 detector pixels by :mod:`xrdmap.simulate.frames`.
@@ -12,44 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from xrdmap.config import IntensityConfig, ResolutionConfig
+from xrdmap.line_profiles import (
+    march_dollase,
+    pseudo_voigt,
+    scherrer_fwhm_deg,
+    tch_pseudo_voigt_params,
+)
 from xrdmap.phases import ReferenceLines
-
-SCHERRER_K = 0.9
-
-#: Epoxy amorphous halos: (d in Angstrom, FWHM in 1/d units of 1/Angstrom, weight).
-EPOXY_HALOS: tuple[tuple[float, float, float], ...] = ((4.7, 0.09, 1.0), (2.15, 0.08, 0.18))
-
-
-def scherrer_fwhm_deg(tth_deg: np.ndarray | float, size_nm: float, wavelength_a: float):
-    """Lorentzian FWHM (deg 2theta) of crystallite-size broadening, Scherrer equation."""
-    theta = np.radians(np.asarray(tth_deg)) / 2
-    beta = SCHERRER_K * wavelength_a / (size_nm * 10.0 * np.cos(theta))
-    return np.degrees(beta)
-
-
-def tch_pseudo_voigt_params(fwhm_g: np.ndarray, fwhm_l: np.ndarray):
-    """Thompson-Cox-Hastings: total FWHM and Lorentzian mixing of a Voigt profile."""
-    g, lo = np.asarray(fwhm_g, float), np.asarray(fwhm_l, float)
-    fwhm = (
-        g**5
-        + 2.69269 * g**4 * lo
-        + 2.42843 * g**3 * lo**2
-        + 4.47163 * g**2 * lo**3
-        + 0.07842 * g * lo**4
-        + lo**5
-    ) ** 0.2
-    r = lo / fwhm
-    eta = 1.36603 * r - 0.47719 * r**2 + 0.11116 * r**3
-    return fwhm, eta
-
-
-def pseudo_voigt(x: np.ndarray, center: float, fwhm: float, eta: float) -> np.ndarray:
-    """Unit-area pseudo-Voigt profile."""
-    dx = x - center
-    hw = fwhm / 2
-    gauss = np.sqrt(np.log(2) / np.pi) / hw * np.exp(-np.log(2) * (dx / hw) ** 2)
-    lorentz = 1 / (np.pi * hw * (1 + (dx / hw) ** 2))
-    return eta * lorentz + (1 - eta) * gauss
 
 
 @dataclass(frozen=True)
@@ -69,12 +39,9 @@ class PhaseProfiles:
 
     def march_dollase(self, r: float) -> np.ndarray:
         """Per-line March-Dollase preferred-orientation factors for parameter ``r``."""
-        if not self.textured or r == 1.0:
+        if not self.textured:
             return np.ones(len(self.lines))
-        out = np.empty(len(self.lines))
-        for i, (cos2, w) in enumerate(zip(self.texture_cos2, self.texture_weight, strict=True)):
-            out[i] = np.sum(w * (r * r * cos2 + (1 - cos2) / r) ** -1.5)
-        return out
+        return march_dollase(self.texture_cos2, self.texture_weight, r)
 
 
 def fine_grid(tth_range_deg: tuple[float, float], step_deg: float = 0.005) -> np.ndarray:
@@ -110,16 +77,6 @@ def phase_profiles(
         texture_weight=lines.texture_weight,
         textured=textured,
     )
-
-
-def epoxy_halo(grid: np.ndarray, wavelength_a: float) -> np.ndarray:
-    """The amorphous halo of cured epoxy, peak height 1, as a function of 2theta (deg)."""
-    s = 2 * np.sin(np.radians(grid) / 2) / wavelength_a  # 1/d, 1/Angstrom
-    out = np.zeros_like(grid)
-    for d, width, weight in EPOXY_HALOS:
-        sigma = width / 2.3548
-        out += weight * np.exp(-0.5 * ((s - 1 / d) / sigma) ** 2)
-    return out / out.max()
 
 
 def air_scatter(grid: np.ndarray, intensity: IntensityConfig) -> np.ndarray:

@@ -60,7 +60,7 @@ def publish_confidences_task(store: str, version: str, array: str) -> None:
     publish_confidences(store, version, array)
 
 
-def _png_markdown(path: Path, title: str) -> str:
+def png_markdown(path: Path, title: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f"### {title}\n\n![{title}](data:image/png;base64,{data})\n"
 
@@ -74,14 +74,14 @@ def draw_maps(store: str, samples: list[str], version: str, out_dir: str) -> lis
         conf_png, phase_png = write_sample_maps(store, sample, version, out)
         paths += [conf_png, phase_png]
         create_markdown_artifact(
-            markdown=_png_markdown(phase_png, f"{sample}: corrosion products")
-            + _png_markdown(conf_png, f"{sample}: confidence per class"),
+            markdown=png_markdown(phase_png, f"{sample}: corrosion products")
+            + png_markdown(conf_png, f"{sample}: confidence per class"),
             key=store_artifact_key("maps", store, sample),
             description=f"Maps of {sample}, model {version}",
         )
     overview = write_overview(store, version, out)
     create_markdown_artifact(
-        markdown=_png_markdown(overview, "All samples: corrosion products"),
+        markdown=png_markdown(overview, "All samples: corrosion products"),
         key=store_artifact_key("overview", store),
         description=f"Phase maps of every sample, model {version}",
     )

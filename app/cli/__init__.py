@@ -3,6 +3,7 @@
 - :mod:`app.cli.beamtime`: ``simulate``, ``process``
 - :mod:`app.cli.labels`: ``labels import|export``, ``label-ui``, ``draw-labels``
 - :mod:`app.cli.model`: ``train``, ``predict``, ``evaluate``
+- :mod:`app.cli.phases`: ``fit``
 - :mod:`app.cli.active_learning`: ``query``, ``al-rounds``
 
 Handlers parse, call the core (or a flow) and print; the work is done elsewhere.
@@ -14,11 +15,11 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.cli import active_learning, beamtime, labels, model
+from app.cli import active_learning, beamtime, labels, model, phases
 from app.cli.common import run_command
 from xrdmap import __version__
 
-GROUPS = (beamtime, labels, model, active_learning)
+GROUPS = (beamtime, labels, model, phases, active_learning)
 
 
 def build_parser() -> argparse.ArgumentParser:

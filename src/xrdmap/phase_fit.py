@@ -62,6 +62,9 @@ MODEL_ERROR_COARSE = 0.25
 GRAIN_SUPPORT = 0.01
 #: A residual peak is unexplained when it stands this many sigma above the fit.
 UNEXPLAINED_SIGMAS = 5.0
+#: Fractions are given where the quantified phases' summed scale stands this many
+#: sigma above zero (elsewhere, e.g. in resin or bare steel, they would be noise).
+MIN_POWDER_SIGMAS = 5.0
 #: Priors of the per-map shape refinement: strain ~ N(0, STRAIN_PRIOR), log size ~
 #: N(log configured size, SIZE_LOG_PRIOR); bounds on both.
 STRAIN_PRIOR = 0.005
@@ -354,7 +357,8 @@ class PointFits:
 
     ``scale``/``scale_sigma`` (n, n_phases): each phase's summed coefficients and
     standard error; ``weight_fraction``/``volume_fraction`` (n, n_phases) among the
-    quantified (powder) phases, NaN for coarse-grained ones, with ``*_sigma``;
+    quantified (powder) phases, NaN for coarse-grained ones and where no powder phase
+    is measurably there (:data:`MIN_POWDER_SIGMAS`), with ``*_sigma``;
     ``reduced_chi2`` (n,); ``unexplained`` (n,): the strongest unexplained residual
     peak in sigma (0 when none); ``unexplained_tth`` (n,): its 2theta (NaN when none).
     """
@@ -461,6 +465,8 @@ def fit_points(basis: PhaseBasis, patterns: np.ndarray, sigma: np.ndarray) -> Po
                 scale_sigma[k] = 1.0 / max(float(np.linalg.norm(a[:, cols], axis=0).max()), 1e-30)
         out["scale"][i], out["scale_sigma"][i] = scale, scale_sigma
         sub = phase_cov[np.ix_(q, q)]
+        if scale[q].sum() < MIN_POWDER_SIGMAS * np.sqrt(max(sub.sum(), 0.0)) or not q.size:
+            continue  # no powder phase measurably there (resin, bare steel): no fractions
         vol, vol_s = _fractions(scale[q], sub)
         mass = scale[q] * density[q]
         wt, wt_s = _fractions(mass, sub * np.outer(density[q], density[q]))

@@ -23,6 +23,10 @@ store's own groups; stores of layout 1 have them at the root)::
                                         version; group attrs "latest", "versions"
     samples/<sample>/spread/<version>     (n, 9) float32  their standard deviation over the
                                         ensemble's members (NaN: a single network)
+    samples/<sample>/phase_fit/<name>/   the phase fit (:mod:`xrdmap.phase_fractions`): per
+                                        point fractions, uncertainties, unexplained
+                                        intensity; group attr "published" names the
+                                        complete one
     labels/                              the expert labels (:mod:`xrdmap.label_store`)
 
 Beside a store ``bt.zarr`` (local folders, for people): ``bt.zarr-maps/<version>/``
@@ -66,6 +70,7 @@ ROOT_ATTR = "xrdmap"
 CONFIDENCE = "confidence"
 #: Per-sample group of the members' spread, one array per confidence array, same name.
 SPREAD = "spread"
+PHASE_FIT = "phase_fit"
 #: Root group of the expert labels.
 LABELS_GROUP = "labels"
 #: Root group of the samples: their names never meet the store's own groups.
@@ -789,3 +794,35 @@ def publish_confidences(store: str, version: str, name: str) -> None:
                 spread = sample_group(root, sample).get(SPREAD)
                 if spread is not None and replaced in spread:
                     del spread[replaced]
+
+
+# The phase fit of a sample is written into a fresh group beside the published one and
+# published (the ``phase_fit`` group's ``published`` attribute) once complete; the one
+# it replaces is removed. A killed fit leaves the published one untouched.
+
+
+def write_phase_fit(store: str, sample: str, arrays: dict[str, np.ndarray], attrs: dict) -> None:
+    """Write one sample's complete phase-fit arrays (first axis: the sample's points)
+    and publish them."""
+    with writing(store):
+        group = sample_group(open_store(store, mode="r+"), sample).require_group(PHASE_FIT)
+        name = f"fit-{secrets.token_hex(4)}"
+        fit = group.create_group(name, attributes=attrs)
+        for key, values in arrays.items():
+            dims = ("point", "phase")[: values.ndim]
+            fit.create_array(
+                key, data=values, chunks=values.shape, dimension_names=dims, overwrite=True
+            )
+        group.attrs["published"] = name
+        for key in list(group.group_keys()):  # the replaced fit, and any killed one
+            if key != name:
+                del group[key]
+
+
+def read_phase_fit(root: zarr.Group, sample: str) -> zarr.Group:
+    """The published phase fit of ``sample`` (a StoreError naming the sample if none)."""
+    group = sample_group(root, sample)
+    name = group[PHASE_FIT].attrs.get("published") if PHASE_FIT in group else None
+    if name is None:
+        raise StoreError(f"{sample}: no phase fit (run xrdmap fit)")
+    return group[PHASE_FIT][name]

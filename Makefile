@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= data/demo
 SEED ?= 0
 
-.PHONY: run test test-fast lint typecheck format simulate-full bench-process bench-classifier bench-al server worker deploy clean
+.PHONY: run test test-fast lint typecheck format simulate-full bench-process bench-classifier bench-fit bench-al server worker deploy clean
 
 # Operations (see README "Operations"): where the deployments find things.
 PREFECT_PORT ?= 4200
@@ -69,6 +69,12 @@ bench-process: $(BIN)/.installed
 bench-classifier: $(BIN)/.installed
 	test -f data/full.zarr/zarr.json || $(MAKE) bench-process
 	$(BIN)/python benchmarks/classifier_benchmark.py data/full.zarr data/full/truth --seeds 5
+
+## The phase fit against the ground truth: fraction errors, unknown-phase recall (~3 min).
+bench-fit: $(BIN)/.installed
+	test -f data/full.zarr/zarr.json || $(MAKE) bench-process
+	$(BIN)/xrdmap fit data/full.zarr
+	$(BIN)/python benchmarks/phase_fit_benchmark.py data/full.zarr data/full/truth
 
 ## Active learning against random selection, simulated oracle (5 seeds; ~40 min).
 bench-al: $(BIN)/.installed

@@ -51,10 +51,14 @@ class InstrumentConfig(_Model):
 
 
 class PhaseConfig(_Model):
-    """One crystalline phase of the simulated specimens."""
+    """One crystalline phase of the simulated specimens.
+
+    ``label``: the class the phase belongs to; ``None`` only for the simulator's
+    foreign phases (:class:`ForeignPhaseConfig`), which no class covers.
+    """
 
     cif: str
-    label: str
+    label: str | None
     crystallite_size_nm: Positive
     grains: Literal["powder", "coarse"]
     spots_per_point: Positive | None = None
@@ -62,7 +66,7 @@ class PhaseConfig(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> PhaseConfig:
-        if self.label not in CLASS_NAMES:
+        if self.label is not None and self.label not in CLASS_NAMES:
             raise ValueError(f"label {self.label!r} is not one of {', '.join(CLASS_NAMES)}")
         if self.grains == "coarse" and self.spots_per_point is None:
             raise ValueError("coarse grains need spots_per_point")
@@ -73,6 +77,35 @@ class PhasesConfig(_Model):
     """``phases.yaml``: every phase the classes are made of, by name."""
 
     phases: dict[str, PhaseConfig]
+
+    def with_foreign(self, foreign: dict[str, ForeignPhaseConfig]) -> PhasesConfig:
+        """These phases and the simulator's foreign ones (no class), in that order."""
+        return PhasesConfig(
+            phases={**self.phases, **{name: f.as_phase() for name, f in foreign.items()}}
+        )
+
+
+class ForeignPhaseConfig(_Model):
+    """A phase no classifier knows that the simulator puts in some specimens, with
+    truth, so that the phase fit's unexplained-intensity score is measured.
+
+    ``where``: ``surface`` (dust trapped on the rust surface under the resin: within
+    :data:`xrdmap.simulate.specimen.SURFACE_DUST_UM` of it) or ``rust`` (inside the rust
+    layers); only in conditions with at least ``min_chloride_mg_m2_day``. Particles
+    cover ``area_fraction`` of that zone and fill ``share`` of the volume there.
+    """
+
+    cif: str
+    crystallite_size_nm: Positive
+    where: Literal["surface", "rust"]
+    min_chloride_mg_m2_day: float = Field(default=0.0, ge=0)
+    area_fraction: Fraction
+    share: Fraction
+
+    def as_phase(self) -> PhaseConfig:
+        return PhaseConfig(
+            cif=self.cif, label=None, crystallite_size_nm=self.crystallite_size_nm, grains="powder"
+        )
 
 
 class ScanConfig(_Model):
@@ -181,6 +214,7 @@ class SimulationConfig(_Model):
     labels: LabelRulesConfig
     conditions: dict[str, ConditionConfig]
     presets: dict[str, PresetConfig]
+    foreign_phases: dict[str, ForeignPhaseConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> SimulationConfig:
@@ -331,7 +365,12 @@ def load_instrument(path: str | Path | None = None) -> InstrumentConfig:
 
 def load_phases(path: str | Path | None = None) -> PhasesConfig:
     """``phases.yaml`` (default: the project's ``conf/``), validated."""
-    return load_yaml_model(path or CONF_DIR / "phases.yaml", PhasesConfig)
+    path = Path(path or CONF_DIR / "phases.yaml")
+    phases = load_yaml_model(path, PhasesConfig)
+    for name, phase in phases.phases.items():
+        if phase.label is None:
+            raise ConfigError(f"{path}: phases.{name}.label: every phase belongs to a class")
+    return phases
 
 
 def load_simulation(path: str | Path | None = None) -> SimulationConfig:

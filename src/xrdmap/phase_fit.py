@@ -82,7 +82,7 @@ class KnownPhase:
     """One phase of ``phases.yaml`` as the fit sees it."""
 
     name: str
-    label: str
+    label: str | None
     lines: ReferenceLines
     size_nm: float
     coarse: bool

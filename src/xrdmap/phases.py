@@ -45,7 +45,7 @@ class ReferenceLines:
     """
 
     name: str
-    label: str
+    label: str | None
     tth_deg: np.ndarray
     d_a: np.ndarray
     intensity: np.ndarray

@@ -75,6 +75,14 @@ def test_unknown_class_label(tmp_path):
         load_phases(path)
 
 
+def test_every_phase_of_phases_yaml_belongs_to_a_class(tmp_path):
+    path = _write_modified(
+        tmp_path, "phases.yaml", lambda d: d["phases"]["goethite"].update(label=None)
+    )
+    with pytest.raises(ConfigError, match=r"phases.goethite.label: every phase belongs to a class"):
+        load_phases(path)
+
+
 def test_invalid_yaml_and_missing_file(tmp_path):
     bad = tmp_path / "instrument.yaml"
     bad.write_text("energy_kev: [10\n")

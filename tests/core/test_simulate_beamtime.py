@@ -94,6 +94,27 @@ def test_cross_section_is_layered(tiny_beamtime, tiny_samples):
         assert (t.loc[t["row"] == t["row"].max(), "zone"] == "steel").all()
 
 
+def test_foreign_phases_sit_where_they_are_configured(tiny_beamtime, tiny_samples, sim_config):
+    """Dust at the rust surface, sea salt inside chloride-rich rust; no class for either,
+    the truth names them where they are seen."""
+    n_dust = 0
+    for spec in tiny_samples:
+        t = pd.read_csv(tiny_beamtime.truth_dir / f"{spec.name}.csv", keep_default_na=False)
+        chloride = sim_config.conditions[spec.condition].chloride_mg_m2_day
+        halite = t["frac_halite"] > 0
+        assert halite.any() == (chloride >= 30)
+        assert set(t.loc[halite, "zone"]) <= {"inner rust", "outer rust"}
+        dust = (t["frac_quartz"] > 0) | (t["frac_calcite"] > 0)
+        assert "steel" not in set(t.loc[dust, "zone"])
+        n_dust += int(dust.sum())
+        seen = t["unknown phase"] != ""
+        assert seen.any() and (dust | halite)[seen].all()
+        for name in ("quartz", "calcite", "halite"):
+            named = t["unknown phase"].str.contains(name)
+            assert (t.loc[named, f"frac_{name}"] > 0).all()
+    assert n_dust > 0
+
+
 def test_rust_thickness_follows_the_condition(tiny_beamtime, tiny_samples):
     thickness = {}
     for spec in tiny_samples:

@@ -90,7 +90,8 @@ def point_picture(
     colours = _class_colours()
     by_class: dict[str, list[ReferenceLines]] = {}
     for ref in lines.values():
-        by_class.setdefault(ref.label, []).append(ref)
+        if ref.label is not None:  # phases.yaml: every phase has one
+            by_class.setdefault(ref.label, []).append(ref)
     ordered = sorted(by_class, key=CLASS_NAMES.index)
     for k, label in enumerate(ordered):  # one row of reference lines per class
         for ref in by_class[label]:

@@ -199,7 +199,9 @@ def _prepare_output(out_dir: Path, overwrite: bool) -> tuple[Path, Path]:
     return beamtime_dir, truth_dir
 
 
-def _truth_table(spec: SpecimenMap, labels: np.ndarray, grid: tuple[int, int]) -> pd.DataFrame:
+def _truth_table(
+    spec: SpecimenMap, labels: np.ndarray, unknown: list[str], grid: tuple[int, int]
+) -> pd.DataFrame:
     rows, cols = np.divmod(np.arange(spec.x_um.size), grid[1])
     table = {
         "point": np.arange(spec.x_um.size),
@@ -217,6 +219,7 @@ def _truth_table(spec: SpecimenMap, labels: np.ndarray, grid: tuple[int, int]) -
     table["fe_signal"] = spec.fe_signal.round(5)
     for i, name in enumerate(CLASS_NAMES):
         table[name] = labels[:, i]
+    table["unknown phase"] = unknown
     return pd.DataFrame(table)
 
 
@@ -240,6 +243,10 @@ One CSV per sample, one row per scan point (same `point` numbering as the beamti
   - Fe without peaks: steel fills >= {steel} of the beam and no Fe(BCC)/Fe(FCC)
     reflection reaches the detector;
   - resin only: resin >= {resin} of the beam and no other class present.
+- `unknown phase`: the phases no model knows (dust, sea salt; `foreign_phases` in
+  simulation.yaml) seen at the point by the same rule as the powder phases, joined by
+  `+` (empty: none). They belong to no class: the phase fit reports them as
+  unexplained lines.
 """
 
 
@@ -268,8 +275,8 @@ def simulate_beamtime(
     t0 = time.perf_counter()
     conf_dir = Path(conf_dir) if conf_dir else CONF_DIR
     instrument = load_instrument(conf_dir / "instrument.yaml")
-    phases = load_phases(conf_dir / "phases.yaml")
     sim = sim or load_simulation(conf_dir / "simulation.yaml")
+    phases = load_phases(conf_dir / "phases.yaml").with_foreign(sim.foreign_phases)
     if isinstance(preset, str):
         if preset not in sim.presets:
             raise SimulationError(f"unknown preset {preset!r}; known: {', '.join(sim.presets)}")
@@ -534,7 +541,11 @@ def _finish_sample(
     """Ground truth, scan metadata, then the completion marker, last."""
     spec_cfg, specimen = sample["spec_cfg"], sample["specimen"]
     labels = labels_from_specimen(specimen, sample["visible"], phases, sim.labels)
-    _truth_table(specimen, labels, spec_cfg.grid).to_csv(
+    foreign = [i for i, name in enumerate(specimen.phase_names) if name in sim.foreign_phases]
+    unknown = [
+        "+".join(specimen.phase_names[i] for i in foreign if seen[i]) for seen in sample["visible"]
+    ]
+    _truth_table(specimen, labels, unknown, spec_cfg.grid).to_csv(
         truth_dir / f"{spec_cfg.name}.csv", index=False
     )
     _close(sample)

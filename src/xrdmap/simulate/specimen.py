@@ -5,7 +5,9 @@ cementite, rare retained-austenite islands), a rough steel/rust interface, an in
 rust layer (goethite with magnetite bands and some lepidocrocite), an outer layer
 dominated by lepidocrocite, mixed zones between them, resin-filled pores and cracks,
 rare patches of other phases (ferrihydrite, hematite), and resin on top. Thicknesses
-and fractions follow the sample's corrosion condition.
+and fractions follow the sample's corrosion condition. Phases no model knows
+(``simulation.yaml`` ``foreign_phases``: dust on the rust surface, sea salt in the
+rust of chloride-rich conditions) sit in small particles.
 
 Every scan point integrates the phases under its beam footprint (supersampled), so
 points on a boundary hold mixtures. Smooth random fields are sums of random Fourier
@@ -26,6 +28,10 @@ FOOTPRINT_SAMPLES = 4
 TEXTURE_LOG_SIGMA = 0.35
 #: Width (um) of the blend between inner and outer rust.
 LAYER_BLEND_UM = 3.0
+#: Surface dust lies within this distance (um) of the rust surface, either side.
+SURFACE_DUST_UM = 8.0
+#: Correlation length (um) of the foreign-phase particle fields.
+PARTICLE_UM = 3.0
 
 
 class RandomField:
@@ -132,6 +138,16 @@ def _composition(
         xc = crack["x0"] + crack["wander"] * crack["path"](h)
         cracked |= (np.abs(x - xc) < crack["width"] / 2) & (h > h0 + crack["stop"] * (h2 - h0))
     comp[rust & cracked] = 0.0
+
+    # Foreign phases: particles that take ``share`` of the volume where they are.
+    for name, foreign in sim.foreign_phases.items():
+        if name not in col or cond.chloride_mg_m2_day < foreign.min_chloride_mg_m2_day:
+            continue
+        zone_mask = rust if foreign.where == "rust" else np.abs(h - h2) < SURFACE_DUST_UM
+        particle = fields["foreign"][name](x, h) > _gauss_quantile(1 - foreign.area_fraction)
+        sel = zone_mask & particle
+        comp[sel] *= 1 - foreign.share
+        comp[sel, col[name]] = foreign.share
     comp[:, col["resin"]] = 1.0 - comp[:, : col["resin"]].sum(axis=1)
     return comp, zone
 
@@ -198,6 +214,9 @@ def simulate_specimen(
     top = cond.rust_thickness_um + sim.scan.resin_height_um
     h = top - y
     fields = make_fields(rng, cond, sim, nx * sx)
+    # their own stream: adding foreign phases leaves every other draw as it was
+    foreign_rng = rng.spawn(1)[0]
+    fields["foreign"] = {name: RandomField(foreign_rng, PARTICLE_UM) for name in sim.foreign_phases}
 
     u = (np.arange(FOOTPRINT_SAMPLES) + 0.5) / FOOTPRINT_SAMPLES - 0.5
     du, dv = np.meshgrid(u * beam_size_um[0], u * beam_size_um[1])

@@ -43,7 +43,7 @@ def labels_from_specimen(
         labels[:, out[label]] = visible[:, idx].any(axis=1)
     spots = {name: spec.spots[:, k] for k, name in enumerate(spec.coarse_names)}
     for name, cfg in phases.phases.items():
-        if name in spots:
+        if name in spots and cfg.label is not None:
             labels[:, out[cfg.label]] = spots[name] > 0
     steel = spec.fractions[:, [col[p] for p in STEEL_PHASES]].sum(axis=1)
     fe_seen = labels[:, out["Fe(BCC)"]] | labels[:, out["Fe(FCC)"]]

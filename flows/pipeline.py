@@ -1,7 +1,8 @@
 """The whole pipeline on one beamtime, and backfills over past beamtimes.
 
 ``beamtime-pipeline`` runs the stages asked for, in order: ``ingest`` (frames -> Zarr
--> patterns, resumable), ``predict`` (confidences + maps with the given or latest
+-> patterns, resumable), ``fit`` (phase fractions and unexplained lines of every point,
+with their maps; no model needed), ``predict`` (confidences + maps with the given or latest
 model version, skipped when the registry is empty), ``queue`` (the relabel queue).
 ``backfill`` runs it over beamtimes chosen by name or start date. Both are safe to run
 twice: ingestion skips finished chunks, a prediction with one model version rewrites
@@ -16,6 +17,7 @@ from prefect import flow, get_run_logger
 
 from flows.active_learning import query_relabel
 from flows.hooks import record_failure
+from flows.phase_fit import fit_phases
 from flows.predict import predict_store
 from flows.process_beamtime import process_beamtime
 from flows.runtime import dask_task_runner
@@ -23,7 +25,7 @@ from tasks.catalog import choose_beamtimes, latest_model_version, record_pipelin
 from xrdmap.catalog import store_for
 from xrdmap.config import conf_file, load_phases, load_process, registry_dir
 
-STAGES = ("ingest", "predict", "queue")
+STAGES = ("ingest", "fit", "predict", "queue")
 
 
 @flow(name="beamtime-pipeline", on_failure=[record_failure], on_crashed=[record_failure])
@@ -36,7 +38,7 @@ def beamtime_pipeline(
     queue_n: int = 20,
     conf_dir: str | None = None,
 ) -> dict:
-    """Ingest -> integrate -> predict -> maps -> relabel queue for one beamtime
+    """Ingest -> integrate -> phase fit -> predict -> maps -> relabel queue for one beamtime
     (``registry`` default: ``train.yaml``'s)."""
     logger = get_run_logger()
     unknown = sorted(set(stages) - set(STAGES))
@@ -47,6 +49,8 @@ def beamtime_pipeline(
     runner = dask_task_runner(cfg.dask)
     if "ingest" in stages:
         process_beamtime.with_options(task_runner=runner)(beamtime_dir, store, cfg)
+    if "fit" in stages:
+        fit_phases.with_options(task_runner=runner)(store, conf_dir)
     version = model_version or latest_model_version(registry)
     if "predict" in stages:
         if version:

@@ -94,7 +94,7 @@ def test_a_line_of_no_known_phase_is_unexplained(rust_map, instrument):
     basis = phase_fit.build_basis(tth, wl, known, _refined(rust_map, wl))
     # halite (200), d = 2.820 A: no known phase has a line within 1% of it
     at = float(two_theta(np.array([2.820]), wl)[0])
-    line = 30.0 * np.exp(-0.5 * ((tth - at) / 0.05) ** 2)
+    line = 60.0 * np.exp(-0.5 * ((tth - at) / 0.05) ** 2)
     with_line = patterns[:5] + line
     fits = phase_fit.fit_points(basis, with_line, np.sqrt(sigmas[:5] ** 2 + line))
     assert (fits.unexplained >= phase_fit.UNEXPLAINED_SIGMAS).all()

@@ -25,6 +25,7 @@ PUBLISHED_LINES = {
     "hematite": [(2.70, 100), (2.52, 70), (1.69, 45), (1.84, 40), (3.68, 30), (2.21, 20)],
     "ferrite": [(2.03, 100), (1.43, 20)],
     "austenite": [(2.08, 100), (1.80, 45)],
+    "akaganeite": [(3.33, 100), (7.47, 100), (2.55, 55), (1.64, 40), (5.28, 30), (2.29, 20)],
     # the simulator's foreign phases (simulation.yaml), no class
     "quartz": [(4.26, 22), (3.343, 100), (2.458, 8), (2.282, 8), (1.818, 14)],
     "calcite": [(3.035, 100), (2.285, 18), (2.095, 18), (1.913, 17), (1.875, 17), (3.86, 12)],
@@ -90,7 +91,7 @@ def test_fe_fluorescence_density(phases, sim_config):
 def test_densities_from_the_structures(phases, sim_config):
     """Weight fractions rest on these: the known minerals' densities (g/cm3)."""
     published = {"magnetite": 5.20, "goethite": 4.27, "ferrite": 7.87, "quartz": 2.65}
-    published |= {"calcite": 2.71, "halite": 2.16, "hematite": 5.27}
+    published |= {"calcite": 2.71, "halite": 2.16, "hematite": 5.27, "akaganeite": 3.7}
     for name, density in published.items():
         lines = _lines(phases, sim_config, name)
         assert lines.density_g_cm3 == pytest.approx(density, rel=0.02), name

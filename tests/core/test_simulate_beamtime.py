@@ -71,7 +71,7 @@ def test_truth_labels_follow_the_documented_rule(tiny_beamtime, sim_config, tiny
             assert (truth.loc[truth[label] == 1, frac] > 0).all()
             assert (truth.loc[truth[frac] >= 0.5, label] == 1).all()
         assert ((truth["spots_ferrite"] > 0) == truth["Fe(BCC)"]).all()
-        other = truth["frac_ferrihydrite"] + truth["frac_hematite"]
+        other = truth[["frac_akaganeite", "frac_ferrihydrite", "frac_hematite"]].sum(axis=1)
         assert (other[truth["Other"] == 1] > 0).all()
         resin_only = truth["resin only"] == 1
         assert (truth.loc[resin_only, list(CLASS_NAMES)].sum(axis=1) == 1).all()

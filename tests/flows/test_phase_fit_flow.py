@@ -17,7 +17,7 @@ def test_fit_stores_fractions_that_match_the_truth(xrdmap, fresh_store, tiny_bea
 
     result = xrdmap("fit", fresh_store)
     assert result.returncode == 0, result.stderr
-    assert "Fitted 731 patterns with 8 known phases" in result.stdout
+    assert "Fitted 731 patterns with 9 known phases" in result.stdout
     assert "A_urban" in result.stdout and "B_marine" in result.stdout
     root = zarr.open_group(fresh_store, mode="r")
     for sample in ("A_urban", "B_marine"):

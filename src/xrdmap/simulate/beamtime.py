@@ -234,7 +234,7 @@ One CSV per sample, one row per scan point (same `point` numbering as the beamti
   diffraction condition on the detector; `fe_signal`: Fe fluorescence relative to pure
   ferrite; `zone`: steel / inner rust / outer rust / resin at the beam centre.
 - The nine label columns (0/1) follow what an expert sees in the pattern:
-  - Fe3O4, alpha-FeOOH, gamma-FeOOH, Fe3C, Other (ferrihydrite or hematite): the
+  - Fe3O4, alpha-FeOOH, gamma-FeOOH, Fe3C, Other (akaganeite, ferrihydrite or hematite): the
     phase is seen: somewhere on the detector its noise-free contribution to the 1D
     pattern (texture included) rises at least {ratio:.0%} above everything else there
     (other phases, resin, air scatter, Fe fluorescence) and at least five standard

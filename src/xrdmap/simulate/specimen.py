@@ -2,7 +2,8 @@
 
 Seen from the side, bottom to top: steel (ferrite with pearlite colonies holding
 cementite, rare retained-austenite islands), a rough steel/rust interface, an inner
-rust layer (goethite with magnetite bands and some lepidocrocite), an outer layer
+rust layer (goethite with magnetite bands and some lepidocrocite; akaganeite where
+chloride is high), an outer layer
 dominated by lepidocrocite, mixed zones between them, resin-filled pores and cracks,
 rare patches of other phases (ferrihydrite, hematite), and resin on top. Thicknesses
 and fractions follow the sample's corrosion condition. Phases no model knows
@@ -28,6 +29,10 @@ FOOTPRINT_SAMPLES = 4
 TEXTURE_LOG_SIGMA = 0.35
 #: Width (um) of the blend between inner and outer rust.
 LAYER_BLEND_UM = 3.0
+#: Akaganeite (beta-FeOOH) grows in the inner rust where chloride is deposited at least
+#: this fast (mg/m2/day); its share there is the rate over AKAGANEITE_CHLORIDE_SCALE.
+AKAGANEITE_MIN_CHLORIDE = 10.0
+AKAGANEITE_CHLORIDE_SCALE = 400.0
 #: Surface dust lies within this distance (um) of the rust surface, either side.
 SURFACE_DUST_UM = 8.0
 #: Correlation length (um) of the foreign-phase particle fields.
@@ -121,12 +126,20 @@ def _composition(
     alpha = w_in * alpha_in * (1 - mag) + (1 - w_in) * alpha_out
     magnetite = w_in * mag
     gamma = 1 - alpha - magnetite
+    akaganeite = np.zeros(n)
+    if "akaganeite" in col and cond.chloride_mg_m2_day >= AKAGANEITE_MIN_CHLORIDE:
+        level = cond.chloride_mg_m2_day / AKAGANEITE_CHLORIDE_SCALE
+        akaganeite = w_in * np.clip(level + 0.1 * fields["akaganeite"](x, h), 0, 0.5)
     solid = np.clip(1 - cond.porosity * (1 + 0.8 * fields["pores"](x, h)), 0.5, 1.0)
 
     other = fields["other"](x, h) > _gauss_quantile(1 - cond.other_fraction)
     other_phase = np.where(fields["other_kind"](x, h) > 0.5, "hematite", "ferrihydrite")
     other_share = np.where(other, 0.6, 0.0)
-    for name, share in (("goethite", alpha), ("lepidocrocite", gamma), ("magnetite", magnetite)):
+    shares = {"goethite": alpha, "lepidocrocite": gamma, "magnetite": magnetite}
+    shares = {name: share * (1 - akaganeite) for name, share in shares.items()}
+    if "akaganeite" in col:
+        shares["akaganeite"] = akaganeite
+    for name, share in shares.items():
         comp[rust, col[name]] = (solid * (1 - other_share) * share)[rust]
     for name in ("ferrihydrite", "hematite"):
         sel = rust & (other_phase == name)
@@ -214,9 +227,10 @@ def simulate_specimen(
     top = cond.rust_thickness_um + sim.scan.resin_height_um
     h = top - y
     fields = make_fields(rng, cond, sim, nx * sx)
-    # their own stream: adding foreign phases leaves every other draw as it was
-    foreign_rng = rng.spawn(1)[0]
+    # their own streams: these phases leave every other draw as it was
+    foreign_rng, akaganeite_rng = rng.spawn(2)
     fields["foreign"] = {name: RandomField(foreign_rng, PARTICLE_UM) for name in sim.foreign_phases}
+    fields["akaganeite"] = RandomField(akaganeite_rng, 6.0)
 
     u = (np.arange(FOOTPRINT_SAMPLES) + 0.5) / FOOTPRINT_SAMPLES - 0.5
     du, dv = np.meshgrid(u * beam_size_um[0], u * beam_size_um[1])

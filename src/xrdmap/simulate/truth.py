@@ -2,7 +2,7 @@
 
 The rule (also in the README and in each truth folder's README):
 
-- Fe3O4, alpha-FeOOH, gamma-FeOOH, Fe3C, Other (ferrihydrite or hematite): the phase
+- Fe3O4, alpha-FeOOH, gamma-FeOOH, Fe3C, Other (akaganeite, ferrihydrite or hematite): the phase
   is seen, i.e. somewhere on the detector its noise-free 1D contribution (texture
   included) rises at least ``min_peak_to_background`` above everything else there
   (the other phases, resin, air scatter and Fe fluorescence) and at least five

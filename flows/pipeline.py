@@ -2,8 +2,11 @@
 
 ``beamtime-pipeline`` runs the stages asked for, in order: ``ingest`` (frames -> Zarr
 -> patterns, resumable), ``fit`` (phase fractions and unexplained lines of every point,
-with their maps; no model needed), ``predict`` (confidences + maps with the given or latest
-model version, skipped when the registry is empty), ``queue`` (the relabel queue).
+with their maps; no model needed), ``predict`` (confidences + maps with the given or
+latest model version, skipped when the registry is empty), ``report`` (thickness,
+layers, composition and alpha/gamma* of every sample, from the fit; a
+``sample_sheet.csv`` in or beside the beamtime folder joins its columns), ``queue``
+(the relabel queue).
 ``backfill`` runs it over beamtimes chosen by name or start date. Both are safe to run
 twice: ingestion skips finished chunks, a prediction with one model version rewrites
 the same values, and a queue folder is never overwritten.
@@ -12,10 +15,12 @@ the same values, and a queue folder is never overwritten.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 from prefect import flow, get_run_logger
 
 from flows.active_learning import query_relabel
+from flows.beamtime_report import beamtime_report
 from flows.hooks import record_failure
 from flows.phase_fit import fit_phases
 from flows.predict import predict_store
@@ -25,7 +30,10 @@ from tasks.catalog import choose_beamtimes, latest_model_version, record_pipelin
 from xrdmap.catalog import store_for
 from xrdmap.config import conf_file, load_phases, load_process, registry_dir
 
-STAGES = ("ingest", "fit", "predict", "queue")
+#: The sample sheet a beamtime may carry in or beside its folder (``xrdmap simulate``
+#: writes one beside it).
+SAMPLE_SHEET = "sample_sheet.csv"
+STAGES = ("ingest", "fit", "predict", "report", "queue")
 
 
 @flow(name="beamtime-pipeline", on_failure=[record_failure], on_crashed=[record_failure])
@@ -57,6 +65,10 @@ def beamtime_pipeline(
             predict_store.with_options(task_runner=runner)(store, registry, version)
         else:
             logger.warning("no model in %s yet: prediction and maps skipped", registry)
+    if "report" in stages:
+        sheets = [Path(beamtime_dir) / SAMPLE_SHEET, Path(beamtime_dir).parent / SAMPLE_SHEET]
+        sheet = next((str(p) for p in sheets if p.is_file()), None)
+        beamtime_report(store, sheet)
     queue_csv = None
     if "queue" in stages:
         queue_csv, _ = query_relabel(

@@ -3,7 +3,7 @@
 - :mod:`app.cli.beamtime`: ``simulate``, ``process``
 - :mod:`app.cli.labels`: ``labels import|export``, ``label-ui``, ``draw-labels``
 - :mod:`app.cli.model`: ``train``, ``predict``, ``evaluate``
-- :mod:`app.cli.phases`: ``fit``
+- :mod:`app.cli.phases`: ``fit``, ``report``
 - :mod:`app.cli.active_learning`: ``query``, ``al-rounds``
 
 Handlers parse, call the core (or a flow) and print; the work is done elsewhere.

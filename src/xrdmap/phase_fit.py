@@ -360,7 +360,9 @@ class PointFits:
     quantified (powder) phases, NaN for coarse-grained ones and where no powder phase
     is measurably there (:data:`MIN_POWDER_SIGMAS`), with ``*_sigma``;
     ``reduced_chi2`` (n,); ``unexplained`` (n,): the strongest unexplained residual
-    peak in sigma (0 when none); ``unexplained_tth`` (n,): its 2theta (NaN when none).
+    peak in sigma (0 when none); ``unexplained_tth`` (n,): its 2theta (NaN when none);
+    ``halo`` (n,): the epoxy halo's height (resin in the beam); ``background`` (n,):
+    the smooth background's mean over the axis (Fe fluorescence and air scatter).
     """
 
     scale: np.ndarray
@@ -372,6 +374,8 @@ class PointFits:
     reduced_chi2: np.ndarray
     unexplained: np.ndarray
     unexplained_tth: np.ndarray
+    halo: np.ndarray
+    background: np.ndarray
 
 
 def residual_peaks(
@@ -428,6 +432,10 @@ def fit_points(basis: PhaseBasis, patterns: np.ndarray, sigma: np.ndarray) -> Po
         )
     }
     chi2 = np.full(n, np.nan)
+    halo = np.full(n, np.nan)
+    background = np.full(n, np.nan)
+    halo_col = basis.column_name.index("epoxy halo")
+    background_cols = np.array([c.startswith("background") for c in basis.column_name])
     unexplained = np.full(n, np.nan)
     unexplained_tth = np.full(n, np.nan)
     q = np.flatnonzero(quantified)
@@ -437,6 +445,8 @@ def fit_points(basis: PhaseBasis, patterns: np.ndarray, sigma: np.ndarray) -> Po
             continue
         coef, _ = fit_point(basis, y, s)
         model = basis.matrix @ coef
+        halo[i] = coef[halo_col] * basis.matrix[:, halo_col].max()
+        background[i] = float((basis.matrix[:, background_cols] @ coef[background_cols]).mean())
         eff = effective_sigma(s, basis.model_error(coef))
         z = (y - model) / eff
         dof = max(y.size - int(np.count_nonzero(coef)), 1)
@@ -473,5 +483,10 @@ def fit_points(basis: PhaseBasis, patterns: np.ndarray, sigma: np.ndarray) -> Po
         out["volume_fraction"][i, q], out["volume_fraction_sigma"][i, q] = vol, vol_s
         out["weight_fraction"][i, q], out["weight_fraction_sigma"][i, q] = wt, wt_s
     return PointFits(
-        **out, reduced_chi2=chi2, unexplained=unexplained, unexplained_tth=unexplained_tth
+        **out,
+        reduced_chi2=chi2,
+        unexplained=unexplained,
+        unexplained_tth=unexplained_tth,
+        halo=halo,
+        background=background,
     )

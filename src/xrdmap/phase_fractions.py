@@ -4,7 +4,8 @@ back, summarized for people (the unexplained lines of a sample) and drawn as map
 Stored per sample under ``samples/<sample>/phase_fit/<published>/`` (see
 :mod:`xrdmap.store`): ``weight_fraction``, ``volume_fraction`` and ``scale`` (n, phases)
 with their ``*_sigma``, ``reduced_chi2``, ``unexplained`` (sigma of the strongest
-unexplained residual peak, 0 when none) and ``unexplained_tth`` (n,); the attributes
+unexplained residual peak, 0 when none), ``unexplained_tth``, ``halo`` (the epoxy halo's
+height) and ``background`` (the smooth background's mean) (n,); the attributes
 name the phases, which are quantified, their densities, the refined line shapes and
 the fit's settings.
 """
@@ -119,6 +120,8 @@ def fit_sample(store: str, sample: str, phases: PhasesConfig) -> SampleFit:
             "reduced_chi2",
             "unexplained",
             "unexplained_tth",
+            "halo",
+            "background",
         )
     }
     attrs = {

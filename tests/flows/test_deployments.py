@@ -173,8 +173,9 @@ def test_deployments_run_backfill_is_safe_twice_and_the_watcher_starts_once(serv
         tmp,
     )
     record = pipeline_record(str(stores / "bt1.zarr"))
-    assert record["stages"] == ["ingest", "fit", "predict", "queue"]
+    assert record["stages"] == ["ingest", "fit", "predict", "report", "queue"]
     assert (stores / "bt1.zarr-maps" / "phase-fit").is_dir()  # fraction maps, no model needed
+    assert (stores / "bt1.zarr-report" / "report.png").is_file()
     assert (stores / "bt1.zarr-queue" / "cold-start" / "queue.csv").is_file()
     service["pipeline_run"] = run["id"]
 

@@ -21,6 +21,8 @@ or, for the raw layouts (no beamtime.json, scan.json, points.csv: `xrdmap init` 
     OUT_DIR/beamtime/BEAMTIME_COMPLETE             written last for the beamtime
     OUT_DIR/truth/<sample>.csv             fractions, spots, the nine labels
     OUT_DIR/truth/README.md, truth.json    the labeling rule and provenance
+    OUT_DIR/sample_sheet.csv               what the experimenters know of each sample:
+                                           condition, environment, exposure, chloride
 
 Frames are deterministic for a seed: each point draws from its own generator seeded
 by ``(seed, sample index, point)``, whatever the number of worker processes.
@@ -326,6 +328,18 @@ def simulate_beamtime(
     }
     if layout in FOLDER_LAYOUTS:
         writers.write_json(beamtime_dir / "beamtime.json", description)
+    pd.DataFrame(
+        [
+            {
+                "sample": s.name,
+                "condition": s.condition,
+                "environment": sim.conditions[s.condition].environment,
+                "exposure_years": sim.conditions[s.condition].exposure_years,
+                "chloride_mg_m2_day": sim.conditions[s.condition].chloride_mg_m2_day,
+            }
+            for s in preset.samples
+        ]
+    ).to_csv(out_dir / "sample_sheet.csv", index=False)
 
     samples: list[dict] = []
     t_sample = start

@@ -7,6 +7,10 @@
 - Unknown phases: a point is flagged when the fit finds an unexplained line; recall
   over the points where the truth sees a phase no model knows (``unknown phase``),
   false flags over the others.
+- Cross-section (:mod:`xrdmap.cross_section`): the truth's layers come from its zones
+  (steel, inner and outer rust at the beam centre) through the same per-column rule,
+  so both are read on the same scan grid; the truth's porosity and alpha/gamma* from
+  its volume fractions (x CIF densities) over its rust rows.
 """
 
 from __future__ import annotations
@@ -17,6 +21,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from xrdmap.cross_section import (
+    ALPHA,
+    BETA,
+    GAMMA,
+    MAGNETITE,
+    SampleLayers,
+    alpha_gamma_star,
+    column_layers,
+    sample_layers,
+)
 from xrdmap.store import open_store, read_phase_fit, samples
 
 RUST_PHASES = ("magnetite", "goethite", "lepidocrocite")
@@ -73,3 +87,58 @@ def score_sample(store: str, truth_dir: str | Path, sample: str) -> SampleScores
 def score_store(store: str, truth_dir: str | Path) -> list[SampleScores]:
     """Scores of every sample of ``store``."""
     return [score_sample(store, truth_dir, s) for s in samples(open_store(store))]
+
+
+@dataclass(frozen=True)
+class LayerScores:
+    sample: str
+    step_um: float
+    thickness_error_um: np.ndarray  #: per column where both find the rust
+    inner_error_um: np.ndarray
+    porosity: tuple[float, float]  #: (found, truth)
+    alpha_gamma_star: tuple[float, float]  #: (found, truth)
+    found: SampleLayers
+
+
+def score_layers(store: str, truth_dir: str | Path, sample: str) -> LayerScores:
+    found = sample_layers(store, sample)
+    fit = read_phase_fit(open_store(store), sample)
+    names = list(fit.attrs["phases"])
+    density = dict(zip(names, fit.attrs["density_g_cm3"], strict=True))
+    truth = pd.read_csv(Path(truth_dir) / f"{sample}.csv", keep_default_na=False)
+    shape = (int(truth["row"].max()) + 1, int(truth["col"].max()) + 1)
+
+    def grid(values) -> np.ndarray:
+        out = np.zeros(shape, dtype=np.asarray(values).dtype)
+        out[truth["row"].to_numpy(), truth["col"].to_numpy()] = values
+        return out
+
+    zone = truth["zone"].to_numpy()
+    rust = grid(np.isin(zone, ("inner rust", "outer rust")))
+    steel = grid(zone == "steel")
+    inner_zone = grid(zone == "inner rust")
+    layers = column_layers(rust, steel, np.full((*shape, 1), np.nan))
+    ok = (layers.top >= 0) & (layers.interface > layers.top)
+    step = found.step_um
+    thickness = np.where(ok, (layers.interface - layers.top) * step, np.nan)
+    r = np.arange(shape[0])[:, None]
+    in_rust = ok[None, :] & (r >= layers.top[None, :]) & (r < layers.interface[None, :])
+    inner = np.where(ok, (inner_zone & in_rust).sum(axis=0) * step, np.nan)
+    inner[~np.isfinite(found.inner_um)] = np.nan
+    mass = {
+        n: grid(truth[f"frac_{n}"].to_numpy() * density[n])[in_rust]
+        for n in (ALPHA, GAMMA, BETA, MAGNETITE)
+        if f"frac_{n}" in truth and n in density
+    }
+    porosity = (
+        float(grid(truth["frac_resin"].to_numpy())[in_rust].mean()) if in_rust.any() else np.nan
+    )
+    return LayerScores(
+        sample=sample,
+        step_um=step,
+        thickness_error_um=(found.thickness_um - thickness)[np.isfinite(found.thickness_um)],
+        inner_error_um=(found.inner_um - inner)[np.isfinite(found.inner_um) & np.isfinite(inner)],
+        porosity=(found.porosity, porosity),
+        alpha_gamma_star=(found.alpha_gamma_star, alpha_gamma_star(mass)),
+        found=found,
+    )

@@ -89,7 +89,7 @@ def crack_robust_top(top: np.ndarray) -> np.ndarray:
     """Column tops (-1: none) where a crack put the top deeper than the neighbours'
     median surface get that median instead."""
     out = top.copy()
-    for c in np.flatnonzero(top >= 0):
+    for c in map(int, np.flatnonzero(top >= 0)):
         lo, hi = max(c - NEIGHBOURS, 0), min(c + NEIGHBOURS + 1, top.size)
         neighbours = np.delete(top[lo:hi], c - lo)
         neighbours = neighbours[neighbours >= 0]

@@ -1,5 +1,6 @@
-"""The phase fit against the simulator's truth: weight-fraction errors per phase and
-unknown-phase recall and false flags, per sample and over the beamtime.
+"""The phase fit against the simulator's truth: weight-fraction errors per phase,
+unknown-phase recall and false flags, rust thickness, porosity and alpha/gamma*, per
+sample and over the beamtime.
 
 Run after ``xrdmap fit STORE`` (``make bench-fit`` does both on the full preset)::
 
@@ -13,7 +14,7 @@ import time
 
 import numpy as np
 
-from xrdmap.simulate.fit_scores import MIN_RUST_VOLUME, RUST_PHASES, score_store
+from xrdmap.simulate.fit_scores import MIN_RUST_VOLUME, RUST_PHASES, score_layers, score_store
 
 
 def main() -> None:
@@ -58,6 +59,25 @@ def main() -> None:
         f"{'all':14} {n_unknown:8d} {n_found:6d} {n_found / max(n_unknown, 1):7.3f} "
         f"{n_other:7d} {n_false:8d} {n_false / max(n_other, 1):7.2%}"
     )
+    print("\nCross-section (truth: zones and volume fractions on the same scan grid):")
+    print(
+        f"{'sample':14} {'step um':>7} {'columns':>7} {'|thick. err| um':>15} "
+        f"{'median err':>10} {'|inner err|':>11} {'porosity':>15} {'alpha/gamma*':>21} {'error':>7}"
+    )
+    worst = 0.0
+    for s in scores:
+        layer = score_layers(args.store, args.truth_dir, s.sample)
+        e, inner = layer.thickness_error_um, layer.inner_error_um
+        found, truth = layer.alpha_gamma_star
+        rel = found / truth - 1
+        worst = max(worst, abs(rel))
+        print(
+            f"{s.sample:14} {layer.step_um:7.1f} {e.size:7d} {np.median(np.abs(e)):15.1f} "
+            f"{np.median(e):10.1f} {np.median(np.abs(inner)) if inner.size else np.nan:11.1f} "
+            f"{layer.porosity[0]:7.3f} / {layer.porosity[1]:5.3f} "
+            f"{found:7.3f} +- {layer.found.alpha_gamma_star_sigma:5.3f} / {truth:5.3f} {rel:7.1%}"
+        )
+    print(f"Largest alpha/gamma* error: {worst:.1%} (target 15%)")
     print(f"\n(scored in {time.perf_counter() - t0:.1f} s)")
 
 

@@ -165,6 +165,18 @@ def process(args: argparse.Namespace) -> int:
     return 1 if dead else 0
 
 
+def export(args: argparse.Namespace) -> int:
+    from xrdmap.export import export_nexus
+    from xrdmap.store import sample_sizes
+
+    store = str(args.store)
+    sample_sizes(store)  # not a store: one line
+    out = export_nexus(store, args.nexus)
+    print(f"Wrote {out} ({out.stat().st_size / 1e6:.1f} MB): NXdata per sample (patterns,")
+    print("weight fractions and confidences on the (y, x) map grid); open it with silx view.")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     sim = sub.add_parser(
         "simulate",
@@ -302,3 +314,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_verbose(proc)
     proc.add_argument("--quiet", action="store_true", help="no progress bar")
     proc.set_defaults(func=process)
+
+    exp = sub.add_parser(
+        "export",
+        help="write a store as NeXus/HDF5 for silx view and PyMca",
+        description=(
+            "One NXsubentry per sample with NXdata groups on its (y, x) map grid: the "
+            "patterns (y, x, 2theta) with their sigma, the phase fit's weight fractions "
+            "and unexplained lines, and the latest model's confidences."
+        ),
+    )
+    exp.add_argument("store", type=Path, metavar="STORE")
+    exp.add_argument("--nexus", type=Path, required=True, metavar="OUT.h5")
+    exp.set_defaults(func=export)

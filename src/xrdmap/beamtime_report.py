@@ -80,10 +80,16 @@ def report_table(
 
 
 def _tick(row: pd.Series) -> str:
-    extra = [str(row[c]) for c in ("condition", "environment") if c in row and pd.notna(row[c])]
+    """The sample's name over what the sample sheet says (environment or condition,
+    exposure), one item per line."""
+    lines = [row["sample"]]
+    for column in ("environment", "condition"):
+        if column in row and pd.notna(row[column]):
+            lines.append(str(row[column]))
+            break
     if "exposure_years" in row and pd.notna(row["exposure_years"]):
-        extra.append(f"{row['exposure_years']:g} y")
-    return "\n".join([row["sample"], " ".join(extra)]) if extra else row["sample"]
+        lines.append(f"{row['exposure_years']:g} y")
+    return "\n".join(lines)
 
 
 def report_figure(table: pd.DataFrame, title: str) -> Figure:
@@ -136,6 +142,10 @@ def report_figure(table: pd.DataFrame, title: str) -> Figure:
     ax_i.text(x[-1] + 0.4, 1.02, "protective above 1", color="#2a9d8f", fontsize=8, ha="right")
     ax_i.set_ylabel("alpha/gamma* (by mass)")
     ax_i.set_yscale("log")
+    values = table[["alpha_gamma_star", "alpha_gamma_star_inner", "alpha_gamma_star_outer"]]
+    finite = values.to_numpy(dtype=float)[np.isfinite(values.to_numpy(dtype=float))]
+    if finite.size:
+        ax_i.set_ylim(min(finite.min(), 1.0) / 1.3, max(finite.max(), 1.0) * 1.3)
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     ax_i.yaxis.set_major_formatter(plain)
     ax_i.yaxis.set_minor_formatter(plain)

@@ -3,11 +3,13 @@
 Each point is rust, steel or neither (resin, a pore):
 
 - rust: the Fe oxides and oxyhydroxides (classes Fe3O4, alpha-FeOOH, gamma-FeOOH,
-  Other) together stand :data:`RUST_SIGMAS` above zero in the fit;
-- steel: a ferrite or austenite line stands :data:`RUST_SIGMAS` above zero, or the Fe
-  fluorescence (the smooth
-  background) reaches :data:`STEEL_BACKGROUND` of the map's steel level (its
-  :data:`STEEL_PERCENTILE` th percentile): steel without a reflection still fluoresces.
+  Other) together stand :data:`RUST_SIGMAS` above zero in the fit, and the epoxy halo
+  is below half its height in the resin (the beam centre is in the rust);
+- steel: the Fe fluorescence (the smooth background) is above halfway between its
+  level in the rust (median) and in the steel (the map's :data:`STEEL_PERCENTILE` th
+  percentile): steel without a reflection still fluoresces. Without that contrast
+  (:data:`FLUORESCENCE_CONTRAST`; a detector threshold above Fe K), a ferrite or
+  austenite line standing :data:`RUST_SIGMAS` above zero.
 
 The section's surface runs along x; steel lies below (larger y) or above, whichever
 side the steel points are. Per map column: the steel/rust interface is the first row
@@ -39,8 +41,8 @@ from xrdmap.store import on_grid, open_store, read_phase_fit, sample_group
 RUST_LABELS = ("Fe3O4", "alpha-FeOOH", "gamma-FeOOH", "Other")
 STEEL_PHASES = ("ferrite", "austenite")
 RUST_SIGMAS = 5.0
-STEEL_BACKGROUND = 0.75
 STEEL_PERCENTILE = 95
+FLUORESCENCE_CONTRAST = 2.0
 STEEL_SHARE = 0.8
 CRACK_ROWS = 2
 NEIGHBOURS = 2
@@ -183,14 +185,22 @@ def sample_layers(store: str, sample: str) -> SampleLayers:
     rust_cols = [k for k, lab in enumerate(labels) if lab in RUST_LABELS and quantified[k]]
     rust_scale = np.nansum(scale[:, rust_cols], axis=1)
     rust_sigma = np.sqrt(np.nansum(scale_sigma[:, rust_cols] ** 2, axis=1))
-    rust = rust_scale >= RUST_SIGMAS * np.maximum(rust_sigma, 1e-12)
-    background = fit["background"][:]
-    level = np.nanpercentile(background, STEEL_PERCENTILE)
+    significant = rust_scale >= RUST_SIGMAS * np.maximum(rust_sigma, 1e-12)
     steel_lines = [k for k, n in enumerate(names) if n in STEEL_PHASES]
     lines = np.nansum(scale[:, steel_lines], axis=1)
     lines_sigma = np.sqrt(np.nansum(scale_sigma[:, steel_lines] ** 2, axis=1))
-    steel = (background >= STEEL_BACKGROUND * level) | (lines >= RUST_SIGMAS * lines_sigma)
-
+    # edges at half height (the beam centre on the boundary): the fluorescence halfway
+    # between rust and steel, the resin halo at half its height in the resin
+    background, halo = fit["background"][:], fit["halo"][:]
+    steel_level = np.nanpercentile(background, STEEL_PERCENTILE)
+    rust_level = np.nanmedian(background[significant]) if significant.any() else 0.0
+    if steel_level >= FLUORESCENCE_CONTRAST * rust_level:
+        steel = background >= (steel_level + rust_level) / 2
+    else:  # no usable Fe fluorescence (detector threshold above Fe K): the lines
+        steel = lines >= RUST_SIGMAS * np.maximum(lines_sigma, 1e-12)
+    empty = ~significant & ~steel
+    resin_level = np.nanmedian(halo[empty]) if empty.any() else np.nan
+    rust = significant & ~(halo >= resin_level / 2)
     positions = sample_group(root, sample)["positions"][:]
     rows_y = on_grid(root, sample, positions[:, 1])
     step = float(np.nanmedian(np.abs(np.diff(rows_y, axis=0)))) if rows_y.shape[0] > 1 else 1.0

@@ -40,8 +40,10 @@ def query_relabel(
     version: str | None = None,
     out_dir: str | None = None,
     seed: int = 0,
+    registry: str | None = None,
 ) -> tuple[str, str]:
-    """Queue the ``n`` points an expert should label next (CSV + pictures + artifact)."""
+    """Queue the ``n`` points an expert should label next (CSV + pictures with why the
+    model called what it called + artifact); ``registry``: train.yaml's by default."""
     phases = phases or load_phases()
     return build_relabel_queue(
         store,
@@ -52,6 +54,7 @@ def query_relabel(
         version=version,
         out_dir=out_dir,
         seed=seed,
+        registry=registry or registry_dir(),
     )
 
 
@@ -111,6 +114,7 @@ def active_learning(
                 version=asked_by,
                 out_dir=queue_dir,
                 seed=seed + k,
+                registry=registry,
             )
         wait_for_labels(store, queue_csv, min_labels=min_labels, poll_s=poll_s, timeout_s=timeout_s)
         version, card = train_model(store, cfg, phases)

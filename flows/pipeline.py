@@ -72,7 +72,7 @@ def beamtime_pipeline(
     queue_csv = None
     if "queue" in stages:
         queue_csv, _ = query_relabel(
-            store, queue_n, load_phases(conf_file(conf_dir, "phases.yaml"))
+            store, queue_n, load_phases(conf_file(conf_dir, "phases.yaml")), registry=registry
         )
     record = record_pipeline(
         store, beamtime_dir, list(stages), version if "predict" in stages else None, queue_csv

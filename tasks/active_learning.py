@@ -10,6 +10,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from models.attribution import queue_attributions
 from models.train import train_version
 from tasks.report import store_artifact_key
 from xrdmap.active.query import query_points, store_unsure_fraction
@@ -49,12 +50,23 @@ def build_relabel_queue(
     version: str | None,
     out_dir: str | None,
     seed: int,
+    registry: str | None = None,
 ) -> tuple[str, str]:
-    """Select the points, write queue.csv and pictures; returns (queue path, version)."""
+    """Select the points, write queue.csv and pictures (with why the model called what
+    it called, when its ``registry`` is given and the store is in its domain); returns
+    (queue path, version)."""
     query = query_points(store, n, strategy=strategy, score=score, version=version, seed=seed)
     folder = Path(out_dir) if out_dir else new_queue_dir(store, query.version)
     lines = store_reference_lines(store, phases)
-    path = write_queue(store, query.table, query.version, folder, lines)
+    attributions = None
+    if query.version and registry:
+        points = [
+            (s, int(p)) for s, p in zip(query.table["sample"], query.table["point"], strict=True)
+        ]
+        attributions = queue_attributions(store, registry, query.version, points)
+        if attributions is None:
+            get_run_logger().info("store outside model %s's domain: no attributions", query.version)
+    path = write_queue(store, query.table, query.version, folder, lines, attributions)
     rows = _table_rows(query.table.round(3))
     create_table_artifact(
         table=rows,

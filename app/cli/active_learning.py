@@ -35,6 +35,7 @@ def query(args: argparse.Namespace) -> int:
             args.model,
             str(args.out) if args.out else None,
             args.seed,
+            registry_dir(args.conf, args.registry),
         )
     basis = f"confidences of model {version}" if version else "a cold start (no model yet)"
     print(f"Queued {args.n} points for relabeling from {basis}: {path}")
@@ -85,7 +86,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             "A Prefect flow (query-relabel): picks N unlabeled points where the model is "
             "unsure (by default in turns over the classes, each taking its point closest "
             "to 0.5; a Gaussian-mixture cold start when no model has predicted yet), "
-            "writes <store>-queue/<version>/queue.csv with a picture per point, and "
+            "writes <store>-queue/<version>/queue.csv with a picture per point (pattern, "
+            "reference lines, and why the model called each class: integrated gradients "
+            "per 2theta bin), and "
             "publishes the queue as a Prefect artifact."
         ),
     )
@@ -105,6 +108,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         f"(default {DEFAULT_SCORE})",
     )
     qry.add_argument("--model", default=None, help="model version (default: the latest)")
+    qry.add_argument(
+        "--registry", default=None, help="model registry folder (for the attributions)"
+    )
     qry.add_argument("--out", type=Path, default=None, help="queue folder (must be new)")
     qry.add_argument("--seed", type=int, default=0)
     add_verbose(qry)

@@ -73,14 +73,19 @@ def point_picture(
     asked_about: str,
     lines: dict[str, ReferenceLines],
     path: Path,
+    attribution: np.ndarray | None = None,
 ) -> None:
     """Pattern with reference lines per class (left), the point on a map (right): the
     confidence map of the class it is ``asked_about``, or the mean intensity before any
-    model (``version`` empty)."""
+    model (``version`` empty). ``attribution`` (n_classes, nbins): why the model called
+    what it called (:mod:`models.attribution`), drawn under the reference lines for the
+    class asked about and every class called (confidence >= 0.5)."""
     tth, pattern = point_pattern(root, sample, point)
-    fig = Figure(figsize=(12, 5.2), layout="constrained")
+    rows = 3 if attribution is not None else 2
+    fig = Figure(figsize=(12, 5.2 + 1.8 * (rows - 2)), layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[2.2, 1])  # type: ignore[misc]
-    ax, ax_lines = left.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
+    axes = left.subplots(rows, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4, 1.6][:rows]})
+    ax, ax_lines = axes[0], axes[1]
     ax_map = right.subplots()
     ax.plot(tth, np.clip(pattern, 1e-3, None), color="black", lw=0.9)
     ax.set_yscale("log")
@@ -105,6 +110,15 @@ def point_picture(
     ax_lines.set_yticks(range(len(ordered)), ordered, fontsize=7)
     ax_lines.set_ylim(len(ordered) - 0.5, -0.5)
     ax_lines.set_xlabel("2theta (deg); reference lines >= 5% of each phase's strongest")
+    if attribution is not None and version:
+        _draw_attribution(
+            axes[2],
+            tth,
+            attribution,
+            read_confidences(root, sample, version)[point],
+            asked_about,
+            colours,
+        )
 
     extent = map_extent(root, sample)
     xy = point_position(root, sample, point)
@@ -139,14 +153,35 @@ def point_picture(
     fig.savefig(path, dpi=90)
 
 
+def _draw_attribution(ax, tth, attribution, confidence, asked_about, colours) -> None:
+    """Integrated gradients per 2theta bin of the classes asked about or called."""
+    shown = [i for i, name in enumerate(CLASS_NAMES) if name == asked_about or confidence[i] >= 0.5]
+    for i in shown:
+        ax.plot(
+            tth,
+            attribution[i],
+            color=colours[CLASS_NAMES[i]],
+            lw=1.0,
+            label=f"{CLASS_NAMES[i]} ({confidence[i]:.2f})",
+        )
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel("attribution")
+    ax.legend(fontsize=7, ncols=3, loc="upper right")
+    ax.set_xlabel(
+        "2theta (deg); why: integrated gradients of each confidence (up: the bin raises it)"
+    )
+
+
 def write_queue(
     store: str,
     table: pd.DataFrame,
     version: str,
     out_dir: Path,
     lines: dict[str, ReferenceLines],
+    attributions: dict[tuple[str, int], np.ndarray] | None = None,
 ) -> Path:
-    """Write ``queue.csv`` and the pictures into ``out_dir`` (created; must be new)."""
+    """Write ``queue.csv`` and the pictures into ``out_dir`` (created; must be new);
+    ``attributions`` per (sample, point) are drawn under their patterns."""
     out_dir.mkdir(parents=True, exist_ok=False)
     (out_dir / PICTURES).mkdir()
     root = open_store(store)
@@ -162,7 +197,8 @@ def write_queue(
         table["sample"], table["point"], table["asked_about"], strict=True
     ):
         rel = f"{PICTURES}/{sample}_{int(point)}.png"
-        point_picture(root, sample, int(point), version, asked, lines, out_dir / rel)
+        why = (attributions or {}).get((sample, int(point)))
+        point_picture(root, sample, int(point), version, asked, lines, out_dir / rel, why)
         pictures.append(rel)
     queue["picture"] = pictures
     path = out_dir / QUEUE_FILE

@@ -1,0 +1,92 @@
+"""Why a call: integrated gradients of each class's confidence over the 2theta bins.
+
+Integrated gradients (Sundararajan et al. 2017) attribute ``f(x) - f(x0)`` to the input
+features along the straight path from a baseline ``x0`` to the pattern ``x``; the
+attributions add up to that difference (completeness). The baseline is the pattern's
+own smooth lower envelope (:func:`xrdmap.features.lower_envelope`): the same
+background without its lines, so the attributions say which lines drove a class, not
+which background level. The classifier's two feature blocks (log level, peaks above
+the envelope) of a bin are added, so each 2theta bin gets one number per class:
+positive where the pattern pushes the class's confidence up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xrdmap.features import lower_envelope, pattern_features
+
+#: Points on the path from the baseline (midpoint rule).
+STEPS = 48
+
+
+def baseline_patterns(patterns: np.ndarray) -> np.ndarray:
+    """The patterns without their lines: their smooth lower envelopes."""
+    return lower_envelope(np.clip(np.asarray(patterns, dtype=np.float64), 0, None))
+
+
+def integrated_gradients(model, patterns: np.ndarray, steps: int = STEPS) -> np.ndarray:
+    """(n, n_classes, nbins) attributions of each class's confidence (the mean over the
+    ensemble's members) to each 2theta bin of ``patterns`` (n, nbins)."""
+    import tensorflow as tf
+
+    x = pattern_features(patterns).astype(np.float32)
+    x0 = pattern_features(baseline_patterns(patterns)).astype(np.float32)
+    nbins = np.asarray(patterns).shape[1]
+    alphas = ((np.arange(steps) + 0.5) / steps).astype(np.float32)
+    out = []
+    for xi, x0i in zip(x, x0, strict=True):
+        path = tf.convert_to_tensor(x0i[None, :] + alphas[:, None] * (xi - x0i)[None, :])
+        with tf.GradientTape() as tape:
+            tape.watch(path)
+            conf = model(path, training=False)
+            if len(conf.shape) == 3:  # (steps, members, classes): the ensemble's mean
+                conf = tf.reduce_mean(conf, axis=1)
+            total = tf.reduce_sum(conf, axis=0)  # path points are independent rows
+        grads = tape.jacobian(total, path).numpy()  # (classes, steps, features)
+        attribution = (xi - x0i)[None, :] * grads.mean(axis=1)  # (classes, features)
+        out.append(attribution[:, :nbins] + attribution[:, nbins:])
+    return np.stack(out)
+
+
+def confidences(model, patterns: np.ndarray) -> np.ndarray:
+    """(n, n_classes) confidences of the patterns and of their baselines, stacked:
+    (2, n, n_classes) (for the completeness check of the attributions)."""
+    x = pattern_features(patterns)
+    x0 = pattern_features(baseline_patterns(patterns))
+    out = []
+    for features in (x, x0):
+        conf = np.asarray(model.predict(features, verbose=0))
+        out.append(conf.mean(axis=1) if conf.ndim == 3 else conf)
+    return np.stack(out)
+
+
+def queue_attributions(
+    store: str, registry: str, version: str, points: list[tuple[str, int]]
+) -> dict[tuple[str, int], np.ndarray] | None:
+    """Attributions (n_classes, nbins) of model ``version`` for each queued (sample,
+    point); ``None`` when the store is outside the model's domain (its patterns would
+    need resampling: the bins would not be the store's)."""
+    from models.predict import domain_mapping
+    from models.registry import load_model, read_card
+    from xrdmap.domain import DomainError
+    from xrdmap.store import open_store, sample_group
+
+    card = read_card(registry, version)
+    try:
+        if domain_mapping(store, card, allow_resample=False) is not None:
+            return None
+    except DomainError:
+        return None
+    model = load_model(registry, version)
+    root = open_store(store)
+    patterns = np.stack([sample_group(root, s)["patterns"][p] for s, p in points])
+    valid = np.isfinite(patterns).all(axis=1)
+    out: dict[tuple[str, int], np.ndarray] = {}
+    if valid.any():
+        values = integrated_gradients(model, patterns[valid])
+        for key, value in zip(
+            [pt for pt, ok in zip(points, valid, strict=True) if ok], values, strict=True
+        ):
+            out[key] = value
+    return out

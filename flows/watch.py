@@ -19,10 +19,12 @@ def watch_beamtimes(
     stores_root: str,
     registry: str | None = None,
     deployment: str = PIPELINE_DEPLOYMENT,
+    stages: list[str] | None = None,
 ) -> list[str]:
     """For each folder under ``beamtimes_root`` with ``BEAMTIME_COMPLETE`` whose store has
     no pipeline record, create one run of ``deployment`` (not waiting for it); the
-    pipeline uses ``registry`` (default: ``train.yaml``'s).
+    pipeline uses ``registry`` (default: ``train.yaml``'s) and runs ``stages`` (default:
+    all of them).
 
     The run's idempotency key is the folder and its marker's time: however often the
     watcher fires while that run is queued or running, Prefect returns the same run,
@@ -33,9 +35,12 @@ def watch_beamtimes(
     started = []
     for entry in new_beamtimes(beamtimes_root, stores_root):
         store = store_for(stores_root, entry.name)
+        parameters = {"beamtime_dir": entry.path, "store": store, "registry": registry}
+        if stages is not None:
+            parameters["stages"] = stages
         run = run_deployment(
             deployment,
-            parameters={"beamtime_dir": entry.path, "store": store, "registry": registry},
+            parameters=parameters,
             idempotency_key=f"{entry.path}@{entry.completed_at:.3f}",
             flow_run_name=f"pipeline-{entry.name}",
             timeout=0,

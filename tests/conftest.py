@@ -174,6 +174,20 @@ def tiny_store(tiny_beamtime, tmp_path_factory):
     return store
 
 
+@pytest.fixture(scope="session")
+def fitted_store(tiny_store, tmp_path_factory):
+    """A copy of the tiny store with the phase fit of both samples (no predictions)."""
+    import shutil
+
+    from xrdmap.phase_fractions import fit_sample
+
+    store = tmp_path_factory.mktemp("fitted") / "fitted.zarr"
+    shutil.copytree(tiny_store, store)
+    for sample in ("A_urban", "B_marine"):
+        fit_sample(str(store), sample, load_phases())
+    return str(store)
+
+
 @pytest.fixture
 def fresh_store(tiny_store, tmp_path):
     """A copy of the tiny store as `xrdmap process` leaves it: no predictions, no labels

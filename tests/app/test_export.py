@@ -6,25 +6,13 @@ import pytest
 import zarr
 
 from app.cli import main
-from xrdmap.config import load_phases
 from xrdmap.export import sample_dataset
-from xrdmap.phase_fractions import fit_sample
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def fitted(tiny_store, tmp_path_factory):
-    import shutil
-
-    store = tmp_path_factory.mktemp("export") / "fitted.zarr"
-    shutil.copytree(tiny_store, store)
-    for sample in ("A_urban", "B_marine"):
-        fit_sample(str(store), sample, load_phases())
-    return str(store)
-
-
-def test_nexus_holds_nxdata_maps_on_the_grid(fitted, tmp_path, capsys):
+def test_nexus_holds_nxdata_maps_on_the_grid(fitted_store, tmp_path, capsys):
+    fitted = fitted_store
     out = tmp_path / "bt.h5"
     assert main(["export", fitted, "--nexus", str(out)]) == 0
     assert "open it with silx view" in capsys.readouterr().out
@@ -58,7 +46,8 @@ def test_nexus_holds_nxdata_maps_on_the_grid(fitted, tmp_path, capsys):
         assert get_default(f).signal_name == "magnetite"
 
 
-def test_a_sample_as_an_xarray_dataset(fitted):
+def test_a_sample_as_an_xarray_dataset(fitted_store):
+    fitted = fitted_store
     ds = sample_dataset(fitted, "B_marine")
     root = zarr.open_group(fitted, mode="r")
     rows, cols = root["samples/B_marine"].attrs["grid_shape"]

@@ -193,15 +193,15 @@ def test_deployments_run_backfill_is_safe_twice_and_the_watcher_starts_once(serv
 
     shutil.copytree(tmp / "beamtimes" / "bt1", tmp / "beamtimes" / "bt2")
     before = len(_runs_of(client, "beamtime-pipeline/process-beamtime"))
+    watch = {"registry": registry, "stages": ["ingest"]}  # bt1 ran every stage above
     for _ in range(2):  # bt1 is done; bt2 is new: exactly one run for it (no model yet)
-        _wait(
-            client, _trigger(client, "watch-beamtimes/watch-beamtimes", {"registry": registry}), tmp
-        )
+        _wait(client, _trigger(client, "watch-beamtimes/watch-beamtimes", watch), tmp)
     runs = _runs_of(client, "beamtime-pipeline/process-beamtime")
     new = [r for r in runs if r["parameters"]["store"].endswith("bt2.zarr")]
     assert len(runs) == before + 1 and len(new) == 1
+    assert new[0]["parameters"]["stages"] == ["ingest"]
     _wait(client, new[0]["id"], tmp)
-    assert pipeline_record(str(stores / "bt2.zarr")) is not None
+    assert pipeline_record(str(stores / "bt2.zarr"))["stages"] == ["ingest"]
 
     # a new model version (trained on the same tiny beamtime by the core, as `xrdmap
     # train` does: tests/models covers the command), then a backfill of the prediction

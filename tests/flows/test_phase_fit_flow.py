@@ -46,18 +46,16 @@ def test_fit_stores_fractions_that_match_the_truth(xrdmap, fresh_store, tiny_bea
     assert list(group.group_keys()) == [group.attrs["published"]] != [first]
 
 
-def test_report_against_the_truth(xrdmap, tiny_store, tiny_beamtime, tmp_path):
+def test_report_against_the_truth(xrdmap, fitted_store, tiny_beamtime, tmp_path, capsys):
     """Thickness within a scan step, alpha/gamma* within 15% of the truth's, and the
     report's table, profiles and figure, with the sample sheet joined."""
     import pandas as pd
 
-    from xrdmap.config import load_phases
-    from xrdmap.phase_fractions import fit_sample
+    from app.cli import main
     from xrdmap.simulate.fit_scores import score_layers
 
     for sample in ("A_urban", "B_marine"):
-        fit_sample(tiny_store, sample, load_phases())
-        scores = score_layers(tiny_store, tiny_beamtime.truth_dir, sample)
+        scores = score_layers(fitted_store, tiny_beamtime.truth_dir, sample)
         assert scores.thickness_error_um.size >= 3  # every column but at most one
         if sample == "A_urban":  # B_marine's 3 columns hold its 5 cracks: no surface left
             assert np.median(np.abs(scores.thickness_error_um)) <= scores.step_um
@@ -65,7 +63,7 @@ def test_report_against_the_truth(xrdmap, tiny_store, tiny_beamtime, tmp_path):
         assert abs(found / truth - 1) <= 0.15, f"{sample}: {found:.3f} vs {truth:.3f}"
         assert abs(scores.porosity[0] - scores.porosity[1]) <= 0.1
     sheet = tiny_beamtime.beamtime_dir.parent / "sample_sheet.csv"
-    result = xrdmap("report", tiny_store, "--sample-sheet", sheet, "--out", tmp_path)
+    result = xrdmap("report", fitted_store, "--sample-sheet", sheet, "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Report of 2 samples" in result.stdout
     table = pd.read_csv(tmp_path / "report.csv")
@@ -76,6 +74,6 @@ def test_report_against_the_truth(xrdmap, tiny_store, tiny_beamtime, tmp_path):
     assert {"distance_um", "goethite", "lepidocrocite", "sample"} <= set(profiles.columns)
     assert (tmp_path / "report.png").stat().st_size > 20_000
     (tmp_path / "sheet.csv").write_text("name,condition\nA_urban,C03\n")
-    bad = xrdmap("report", tiny_store, "--sample-sheet", tmp_path / "sheet.csv")
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
-    assert "needs a 'sample' column" in bad.stderr
+    assert main(["report", fitted_store, "--sample-sheet", str(tmp_path / "sheet.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a 'sample' column" in err

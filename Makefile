@@ -20,15 +20,17 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-## Simulate the demo beamtime and run the pipeline on it.
+## Simulate the demo beamtime and run the pipeline on it (fit, train, predict, report).
 run: $(BIN)/.installed
 	$(BIN)/xrdmap simulate $(DATA) --preset demo --seed $(SEED) --overwrite
 	rm -rf $(DATA).zarr
 	$(BIN)/xrdmap process $(DATA)/beamtime --store $(DATA).zarr
+	$(BIN)/xrdmap fit $(DATA).zarr
 	$(BIN)/xrdmap draw-labels $(DATA)/truth --store $(DATA).zarr --n 139 --seed $(SEED) --out $(DATA)/labels.csv
 	$(BIN)/xrdmap labels import $(DATA).zarr $(DATA)/labels.csv
 	$(BIN)/xrdmap train $(DATA).zarr
 	$(BIN)/xrdmap predict $(DATA).zarr
+	$(BIN)/xrdmap report $(DATA).zarr --sample-sheet $(DATA)/sample_sheet.csv
 
 ## Lint, format check, type check of the core and the whole test suite.
 test: lint typecheck

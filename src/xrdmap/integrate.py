@@ -311,6 +311,24 @@ class DetectorGeometry:
         return ai, load_mask(self.mask_path, tuple(ai.detector.shape))
 
 
+def stored_geometry(settings: dict, geometry: dict, shape: tuple[int, int]) -> AzimuthalIntegrator:
+    """The geometry a store was integrated with, from its provenance record: the PONI
+    text (``geometry["poni"]``) and what completed it (``settings``: pixel size,
+    orientation)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "stored.poni"
+        path.write_text(geometry["poni"])
+        pixel = settings.get("pixel_size_m")
+        return load_geometry(
+            path,
+            shape=shape,
+            pixel_size_m=tuple(pixel) if pixel else None,
+            orientation=settings.get("orientation"),
+        )
+
+
 _CACHE: dict[tuple, BatchIntegrator] = {}
 
 

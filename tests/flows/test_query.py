@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import zarr
 
 from xrdmap.classes import CLASS_NAMES
 
@@ -117,3 +118,21 @@ def test_points_the_members_disagree_on_are_asked_first_and_drawn_apart(store_co
     image = phase_image(root, "A_urban", conf, abstain)
     rows, cols = root["samples/A_urban/grid_index"][20]
     np.testing.assert_allclose(image[rows, cols], to_rgb(ABSTAIN_COLOUR))
+
+
+def test_pictures_draw_the_raw_frame_on_the_stored_geometry(tiny_store, tmp_path):
+    """The queue pictures' frame panel: 2theta and chi of every pixel from the PONI the
+    store was integrated with, spanning the integrated axis."""
+    from xrdmap.active.queue import frame_grid, point_picture
+    from xrdmap.config import load_phases
+    from xrdmap.phases import store_reference_lines
+
+    root = zarr.open_group(tiny_store, mode="r")
+    tth, chi = frame_grid(root, "A_urban")
+    assert tth.shape == chi.shape == root["samples/A_urban/frames"].shape[1:]
+    axis = root["samples/A_urban/tth_deg"][:]
+    assert abs(tth.min() - axis[0]) < 0.2 and abs(tth.max() - axis[-1]) < 0.2
+    lines = store_reference_lines(tiny_store, load_phases())
+    path = tmp_path / "p.png"
+    point_picture(root, "A_urban", 5, "", "Fe3O4", lines, path, None, (tth, chi))
+    assert path.stat().st_size > 30_000

@@ -27,6 +27,7 @@ from xrdmap.label_store import ImportReport, import_labels
 from xrdmap.labels import LabelsError, check_labels_table
 from xrdmap.phases import ReferenceLines
 from xrdmap.store import (
+    ROOT_ATTR,
     map_extent,
     mean_intensity,
     on_grid,
@@ -35,6 +36,7 @@ from xrdmap.store import (
     point_position,
     queue_root,
     read_confidences,
+    sample_group,
     sample_sizes,
 )
 
@@ -74,19 +76,27 @@ def point_picture(
     lines: dict[str, ReferenceLines],
     path: Path,
     attribution: np.ndarray | None = None,
+    grid: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Pattern with reference lines per class (left), the point on a map (right): the
     confidence map of the class it is ``asked_about``, or the mean intensity before any
     model (``version`` empty). ``attribution`` (n_classes, nbins): why the model called
     what it called (:mod:`models.attribution`), drawn under the reference lines for the
-    class asked about and every class called (confidence >= 0.5)."""
+    class asked about and every class called (confidence >= 0.5). ``grid``: 2theta and
+    chi (deg) of every detector pixel: the point's raw frame is drawn under the map
+    (log scale, 2theta and chi contours), where experts tell a grain's spots from rings.
+    """
     tth, pattern = point_pattern(root, sample, point)
     rows = 3 if attribution is not None else 2
     fig = Figure(figsize=(12, 5.2 + 1.8 * (rows - 2)), layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[2.2, 1])  # type: ignore[misc]
     axes = left.subplots(rows, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4, 1.6][:rows]})
     ax, ax_lines = axes[0], axes[1]
-    ax_map = right.subplots()
+    if grid is not None:
+        ax_map, ax_frame = right.subplots(2, 1, gridspec_kw={"height_ratios": [2.2, 1]})
+        _draw_frame(ax_frame, sample_group(root, sample)["frames"][point], grid)
+    else:
+        ax_map = right.subplots()
     ax.plot(tth, np.clip(pattern, 1e-3, None), color="black", lw=0.9)
     ax.set_yscale("log")
     ax.set_xlim(tth[0], tth[-1])
@@ -153,6 +163,40 @@ def point_picture(
     fig.savefig(path, dpi=90)
 
 
+def _draw_frame(ax, frame: np.ndarray, grid: tuple[np.ndarray, np.ndarray]) -> None:
+    """The raw frame, log counts (dead and overflowing pixels blank), with 2theta
+    (white, every 5 deg) and chi (grey, every 10 deg) contours."""
+    tth, chi = grid
+    counts = np.where(frame >= 0, frame, np.nan).astype(float)
+    shown = np.log10(np.clip(counts, 1, None))
+    low, high = np.nanpercentile(shown, [1, 99.9])
+    ax.imshow(shown, cmap="magma", vmin=low, vmax=high, origin="upper", aspect="equal")
+    step = 5
+    levels = np.arange(np.ceil(np.nanmin(tth) / step) * step, np.nanmax(tth), step)
+    lines = ax.contour(tth, levels=levels, colors="white", linewidths=0.5)
+    ax.clabel(lines, fmt="%g", fontsize=6)
+    chi_levels = np.arange(np.ceil(np.nanmin(chi) / 10) * 10, np.nanmax(chi), 10)
+    ax.contour(chi, levels=chi_levels, colors="#aaaaaa", linewidths=0.4, linestyles="dotted")
+    ax.set_title("raw frame, log counts (2theta white, chi grey)", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def frame_grid(root: zarr.Group, sample: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """2theta and chi (deg) of every pixel of the store's detector, from the geometry it
+    was integrated with (None if the stored PONI no longer loads)."""
+    from xrdmap.errors import GeometryError
+    from xrdmap.integrate import stored_geometry
+
+    record = root.attrs[ROOT_ATTR]
+    shape = tuple(sample_group(root, sample)["frames"].shape[1:])
+    try:
+        ai = stored_geometry(record["settings"], record["geometry"], shape)
+    except GeometryError:
+        return None
+    return ai.center_array(shape, unit="2th_deg"), ai.center_array(shape, unit="chi_deg")
+
+
 def _draw_attribution(ax, tth, attribution, confidence, asked_about, colours) -> None:
     """Integrated gradients per 2theta bin of the classes asked about or called."""
     shown = [i for i, name in enumerate(CLASS_NAMES) if name == asked_about or confidence[i] >= 0.5]
@@ -193,12 +237,15 @@ def write_queue(
     rest = table.drop(columns=["sample", "point"])
     queue = pd.concat([queue, rest], axis=1)
     pictures = []
+    grids = {s: frame_grid(root, s) for s in dict.fromkeys(table["sample"])}
     for sample, point, asked in zip(
         table["sample"], table["point"], table["asked_about"], strict=True
     ):
         rel = f"{PICTURES}/{sample}_{int(point)}.png"
         why = (attributions or {}).get((sample, int(point)))
-        point_picture(root, sample, int(point), version, asked, lines, out_dir / rel, why)
+        point_picture(
+            root, sample, int(point), version, asked, lines, out_dir / rel, why, grids[sample]
+        )
         pictures.append(rel)
     queue["picture"] = pictures
     path = out_dir / QUEUE_FILE

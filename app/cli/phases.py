@@ -40,9 +40,17 @@ def fit(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> int:
     from xrdmap.beamtime_report import read_sample_sheet, report_dir
+    from xrdmap.errors import StoreError
+    from xrdmap.store import PHASE_FIT, open_store, sample_group, samples
 
     store = str(args.store)
     sample_sizes(store)
+    root = open_store(store)
+    unfitted = [s for s in samples(root) if PHASE_FIT not in sample_group(root, s)]
+    if unfitted:
+        raise StoreError(
+            f"{store}: no phase fit for {', '.join(unfitted)} (run xrdmap fit {store} first)"
+        )
     if args.sample_sheet:
         read_sample_sheet(args.sample_sheet)  # a bad sheet: one line, before the flow
     with prefect_session(args.verbose):

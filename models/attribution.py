@@ -65,14 +65,25 @@ def queue_attributions(
     store: str, registry: str, version: str, points: list[tuple[str, int]]
 ) -> dict[tuple[str, int], np.ndarray] | None:
     """Attributions (n_classes, nbins) of model ``version`` for each queued (sample,
-    point); ``None`` when the store is outside the model's domain (its patterns would
-    need resampling: the bins would not be the store's)."""
+    point); ``None`` when ``registry`` does not hold the very model whose confidences
+    the store holds (same version name, same sha256), or when the store is outside the
+    model's domain (its patterns would need resampling: the bins would not be the
+    store's)."""
     from models.predict import domain_mapping
     from models.registry import load_model, read_card
     from xrdmap.domain import DomainError
-    from xrdmap.store import open_store, sample_group
+    from xrdmap.errors import RegistryError
+    from xrdmap.store import confidence_attributes, open_store, sample_group
 
-    card = read_card(registry, version)
+    try:
+        card = read_card(registry, version)
+    except RegistryError:
+        return None
+    first = points[0][0] if points else None
+    if first is None or card.get("model_sha256") != confidence_attributes(
+        open_store(store), first, version
+    ).get("model_sha256"):
+        return None
     try:
         if domain_mapping(store, card, allow_resample=False) is not None:
             return None

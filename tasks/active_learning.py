@@ -65,7 +65,13 @@ def build_relabel_queue(
         ]
         attributions = queue_attributions(store, registry, query.version, points)
         if attributions is None:
-            get_run_logger().info("store outside model %s's domain: no attributions", query.version)
+            get_run_logger().info(
+                "no attributions: %s does not hold the model %s that predicted %s, or the "
+                "store is outside its domain",
+                registry,
+                query.version,
+                store,
+            )
     path = write_queue(store, query.table, query.version, folder, lines, attributions)
     rows = _table_rows(query.table.round(3))
     create_table_artifact(

@@ -756,6 +756,14 @@ def read_confidences(root: zarr.Group, sample: str, version: str) -> np.ndarray:
     return group[CONFIDENCE][name][:]
 
 
+def confidence_attributes(root: zarr.Group, sample: str, version: str) -> dict:
+    """The attributes of ``sample``'s published confidences of ``version`` (the model's
+    sha256, the class names, any resampling); empty if there are none."""
+    group = sample_group(root, sample)
+    name = _published(group[CONFIDENCE], version) if CONFIDENCE in group else None
+    return dict(group[CONFIDENCE][name].attrs) if name is not None else {}
+
+
 def read_spread(root: zarr.Group, sample: str, version: str) -> np.ndarray:
     """(n, n_classes) spread over the members of the published confidences of
     ``version`` (NaN for a single network, or a store predicted before spreads)."""

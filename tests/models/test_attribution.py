@@ -51,3 +51,27 @@ def test_an_alpha_feooh_call_rests_on_goethite_lines(called, tiny_store):
         up = np.clip(why, 0, None)
         share = up[near].sum() / up.sum()
         assert share >= 2 * near.mean(), f"{share:.2f} of the push on {near.mean():.2f} of bins"
+
+
+def test_queue_attributions_only_from_the_model_that_predicted(fresh_store, two_versions):
+    """The relabel queue explains a point with the registry's model only when it is the
+    very model whose confidences the store holds (same version, same sha256)."""
+    from models.attribution import queue_attributions
+    from models.registry import read_card
+    from xrdmap.store import create_confidences, publish_confidences
+
+    registry, v1, v2, _ = two_versions
+    store = str(fresh_store)
+
+    def published_by(sha: str) -> None:
+        attrs = {"classes": list(CLASS_NAMES), "model_sha256": sha}
+        name, _ = create_confidences(store, v1, attrs, chunk=1000)
+        publish_confidences(store, v1, name)
+
+    points = [("A_urban", 3), ("B_marine", 7)]
+    published_by(read_card(registry, v1)["model_sha256"])
+    why = queue_attributions(store, registry, v1, points)
+    assert set(why) == set(points) and why[points[0]].shape == (len(CLASS_NAMES), 300)
+    published_by(read_card(registry, v2)["model_sha256"])  # another model, same name
+    assert queue_attributions(store, registry, v1, points) is None
+    assert queue_attributions(store, registry, "v0099", points) is None

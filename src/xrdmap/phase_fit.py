@@ -30,6 +30,7 @@ knows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.interpolate import BSpline
@@ -182,29 +183,34 @@ class PhaseBasis:
     def n_phases(self) -> int:
         return len(self.phases)
 
+    @cached_property
+    def grain_columns(self) -> np.ndarray:
+        """(columns,) bool: the lines of coarse-grained phases."""
+        coarse = np.array([p.coarse for p in self.phases] + [False])
+        return coarse[self.column_phase] & (self.column_phase >= 0)
+
+    @cached_property
+    def powder_columns(self) -> np.ndarray:
+        """(columns,) bool: the profiles of powder phases."""
+        return (self.column_phase >= 0) & ~self.grain_columns
+
     def model_error(self, coef: np.ndarray) -> np.ndarray:
         """Expected model error per bin: :data:`MODEL_ERROR` of the powder lines and
         :data:`MODEL_ERROR_COARSE` of the coarse-grained ones."""
-        powder = self.matrix[:, self.column_relative_error == MODEL_ERROR]
-        coarse = self.matrix[:, self.column_relative_error == MODEL_ERROR_COARSE]
-        c_p = coef[self.column_relative_error == MODEL_ERROR]
-        c_c = coef[self.column_relative_error == MODEL_ERROR_COARSE]
-        return np.hypot(MODEL_ERROR * (powder @ c_p), MODEL_ERROR_COARSE * (coarse @ c_c))
+        powder, grains = self.powder_columns, self.grain_columns
+        return np.hypot(
+            MODEL_ERROR * (self.matrix[:, powder] @ coef[powder]),
+            MODEL_ERROR_COARSE * (self.matrix[:, grains] @ coef[grains]),
+        )
 
     def grain_support(self, coef: np.ndarray) -> np.ndarray:
         """Bins under the fitted lines of coarse-grained phases: a few grains make
         irregular lines, so a residual there is not read as an unknown phase."""
-        coarse = (self.column_relative_error == MODEL_ERROR_COARSE) & (coef > 0)
-        if not coarse.any():
+        fitted = self.grain_columns & (coef > 0)
+        if not fitted.any():
             return np.zeros(self.matrix.shape[0], dtype=bool)
-        cols = self.matrix[:, coarse]
+        cols = self.matrix[:, fitted]
         return (cols > GRAIN_SUPPORT * cols.max(axis=0)).any(axis=1)
-
-    @property
-    def column_relative_error(self) -> np.ndarray:
-        coarse = np.array([p.coarse for p in self.phases] + [False])
-        err = np.where(coarse[self.column_phase], MODEL_ERROR_COARSE, MODEL_ERROR)
-        return np.where(self.column_phase >= 0, err, 0.0)
 
     def phase_columns(self, k: int) -> np.ndarray:
         return np.flatnonzero(self.column_phase == k)
@@ -230,8 +236,6 @@ def build_basis(
     wavelength_a: float,
     phases: list[KnownPhase],
     shape: LineShape,
-    *,
-    texture_variants: tuple[float, ...] = TEXTURE_VARIANTS,
 ) -> PhaseBasis:
     """The columns of the model on a map's 2theta axis, for line shapes ``shape``."""
     tth = np.asarray(tth_deg, dtype=np.float64)
@@ -250,7 +254,7 @@ def build_basis(
                 names.append(f"{phase.name} {''.join(str(i) for i in hkl)}")
             continue
         weights = phase.lines.intensity
-        variants = texture_variants if phase.textured else (1.0,)
+        variants = TEXTURE_VARIANTS if phase.textured else (1.0,)
         for r in variants:
             md = march_dollase(phase.lines.texture_cos2, phase.lines.texture_weight, r)
             columns.append((md * weights) @ rows)
@@ -289,13 +293,11 @@ def effective_sigma(sigma: np.ndarray, model_error: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sigma, floor) ** 2 + model_error**2)
 
 
-def fit_point(basis: PhaseBasis, y: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Coefficients of one pattern and the sigma they were weighted with: NNLS on
-    counting sigma, then again with the model error of the lines added (so that strong
-    lines do not dominate)."""
+def fit_point(basis: PhaseBasis, y: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Coefficients of one pattern: NNLS on counting sigma, then again with the model
+    error of the lines added (so that strong lines do not dominate)."""
     coef = _weighted_nnls(basis.matrix, y, np.maximum(sigma, 1e-12))
-    eff = effective_sigma(sigma, basis.model_error(coef))
-    return _weighted_nnls(basis.matrix, y, eff), eff
+    return _weighted_nnls(basis.matrix, y, effective_sigma(sigma, basis.model_error(coef)))
 
 
 def refine_line_shape(
@@ -443,7 +445,7 @@ def fit_points(basis: PhaseBasis, patterns: np.ndarray, sigma: np.ndarray) -> Po
         y, s = patterns[i].astype(np.float64), sigma[i].astype(np.float64)
         if not (np.isfinite(y).all() and np.isfinite(s).all()):
             continue
-        coef, _ = fit_point(basis, y, s)
+        coef = fit_point(basis, y, s)
         model = basis.matrix @ coef
         halo[i] = coef[halo_col] * basis.matrix[:, halo_col].max()
         background[i] = float((basis.matrix[:, background_cols] @ coef[background_cols]).mean())

@@ -87,7 +87,8 @@ def point_picture(
     (log scale, 2theta and chi contours), where experts tell a grain's spots from rings.
     """
     tth, pattern = point_pattern(root, sample, point)
-    rows = 3 if attribution is not None else 2
+    conf = read_confidences(root, sample, version) if version else None
+    rows = 3 if attribution is not None and conf is not None else 2
     fig = Figure(figsize=(12, 5.2 + 1.8 * (rows - 2)), layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[2.2, 1])  # type: ignore[misc]
     axes = left.subplots(rows, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4, 1.6][:rows]})
@@ -120,20 +121,12 @@ def point_picture(
     ax_lines.set_yticks(range(len(ordered)), ordered, fontsize=7)
     ax_lines.set_ylim(len(ordered) - 0.5, -0.5)
     ax_lines.set_xlabel("2theta (deg); reference lines >= 5% of each phase's strongest")
-    if attribution is not None and version:
-        _draw_attribution(
-            axes[2],
-            tth,
-            attribution,
-            read_confidences(root, sample, version)[point],
-            asked_about,
-            colours,
-        )
+    if attribution is not None and conf is not None:
+        _draw_attribution(axes[2], tth, attribution, conf[point], asked_about, colours)
 
     extent = map_extent(root, sample)
     xy = point_position(root, sample, point)
-    if version:
-        conf = read_confidences(root, sample, version)
+    if conf is not None:
         shown = CLASS_NAMES.index(asked_about)
         image = ax_map.imshow(
             on_grid(root, sample, conf[:, shown]),

@@ -50,14 +50,14 @@ def integrated_gradients(model, patterns: np.ndarray, steps: int = STEPS) -> np.
 
 
 def confidences(model, patterns: np.ndarray) -> np.ndarray:
-    """(n, n_classes) confidences of the patterns and of their baselines, stacked:
-    (2, n, n_classes) (for the completeness check of the attributions)."""
-    x = pattern_features(patterns)
-    x0 = pattern_features(baseline_patterns(patterns))
+    """(2, n, n_classes): the confidences of the patterns and of their baselines (what
+    the attributions of :func:`integrated_gradients` add up to, as their difference)."""
+    from models.predict import ensemble_output
+
     out = []
-    for features in (x, x0):
-        conf = np.asarray(model.predict(features, verbose=0))
-        out.append(conf.mean(axis=1) if conf.ndim == 3 else conf)
+    for rows in (patterns, baseline_patterns(patterns)):
+        found = np.asarray(model.predict(pattern_features(rows), verbose=0))
+        out.append(ensemble_output(found, np.ones(len(rows), bool), found.shape[-1])[0])
     return np.stack(out)
 
 

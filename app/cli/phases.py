@@ -39,9 +39,9 @@ def fit(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    from xrdmap.beamtime_report import read_sample_sheet, report_dir
+    from xrdmap.beamtime_report import read_sample_sheet
     from xrdmap.errors import StoreError
-    from xrdmap.store import PHASE_FIT, open_store, sample_group, samples
+    from xrdmap.store import PHASE_FIT, open_store, report_dir, sample_group, samples
 
     store = str(args.store)
     sample_sizes(store)

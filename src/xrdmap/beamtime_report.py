@@ -21,7 +21,7 @@ from matplotlib.ticker import FuncFormatter
 
 from xrdmap.cross_section import sample_layers
 from xrdmap.errors import InputError
-from xrdmap.store import _beside_store, open_store, read_phase_fit, samples
+from xrdmap.store import open_store, read_phase_fit, report_dir, samples
 
 #: The rust phases shown in the composition bars, with their colours.
 RUST_COLOURS = {
@@ -40,11 +40,6 @@ FORMULA = {
     "ferrihydrite": "ferrihydrite",
     "hematite": "alpha-Fe2O3",
 }
-
-
-def report_dir(store: str) -> Path:
-    """``<store>-report/`` beside the store."""
-    return _beside_store(store, "-report")
 
 
 def read_sample_sheet(path: str | Path) -> pd.DataFrame:

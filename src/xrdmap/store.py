@@ -30,7 +30,8 @@ store's own groups; stores of layout 1 have them at the root)::
     labels/                              the expert labels (:mod:`xrdmap.label_store`)
 
 Beside a store ``bt.zarr`` (local folders, for people): ``bt.zarr-maps/<version>/``
-(PNG maps) and ``bt.zarr-queue/<version>/`` (relabel queues, ``rounds.csv``).
+(PNG maps), ``bt.zarr-queue/<version>/`` (relabel queues, ``rounds.csv``) and
+``bt.zarr-report/`` (the beamtime report).
 
 Every per-point array except ``frames`` is chunked by the task chunk, so a task writes
 whole chunks of its own region only; ``frames`` chunks divide the task chunk. A chunk
@@ -345,6 +346,11 @@ def _beside_store(store: str, suffix: str) -> Path:
 def maps_dir(store: str, version: str) -> Path:
     """Where the PNG maps of model ``version`` go: ``<store>-maps/<version>``."""
     return _beside_store(store, MAPS_SUFFIX) / version
+
+
+def report_dir(store: str) -> Path:
+    """Where the beamtime report goes: ``<store>-report/``."""
+    return _beside_store(store, "-report")
 
 
 def queue_root(store: str) -> Path:

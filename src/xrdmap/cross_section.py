@@ -211,7 +211,7 @@ def sample_layers(store: str, sample: str) -> SampleLayers:
         "rust": _oriented(np.nan_to_num(on_grid(root, sample, rust)).astype(bool), steel_below),
         "steel": _oriented(steel_grid, steel_below),
         "comp": _oriented(on_grid(root, sample, weight[:, rust_cols]), steel_below),
-        "halo": _oriented(on_grid(root, sample, fit["halo"][:]), steel_below),
+        "halo": _oriented(on_grid(root, sample, halo), steel_below),
         "weight": _oriented(on_grid(root, sample, weight), steel_below),
         "mass": _oriented(on_grid(root, sample, scale * density), steel_below),
     }
@@ -245,7 +245,8 @@ def sample_layers(store: str, sample: str) -> SampleLayers:
             n: m[..., k][sel] for k, n in enumerate(names) if n in (ALPHA, GAMMA, BETA, MAGNETITE)
         }
 
-    index = alpha_gamma_star(masses(in_rust))
+    m = masses(in_rust)
+    index = alpha_gamma_star(m)
     rng = np.random.default_rng(0)
     used = np.flatnonzero(found)
     boot = (
@@ -253,7 +254,6 @@ def sample_layers(store: str, sample: str) -> SampleLayers:
         if used.size
         else []
     )
-    m = masses(in_rust)
     gamma = float(np.nansum(m[GAMMA]))
     distance = (layers.interface[None, :] - r) * step
     profile = pd.DataFrame(

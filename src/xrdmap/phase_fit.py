@@ -353,6 +353,25 @@ def refine_line_shape(
     return unpack(result.x)
 
 
+def map_line_shape(
+    tth_deg: np.ndarray,
+    wavelength_a: float,
+    phases: list[KnownPhase],
+    patterns: np.ndarray,
+    sigma: np.ndarray,
+) -> LineShape:
+    """Line shapes of a map from its valid points (finite patterns and sigma): refined
+    on their mean pattern, whose sigma is theirs over the square root of their number;
+    the initial shapes when no point is valid."""
+    valid = np.isfinite(patterns).all(axis=1) & np.isfinite(sigma).all(axis=1)
+    if not valid.any():
+        return LineShape.initial(phases)
+    mean_sigma = np.sqrt((sigma[valid] ** 2).mean(axis=0) / valid.sum())
+    return refine_line_shape(
+        tth_deg, wavelength_a, phases, patterns[valid].mean(axis=0), mean_sigma
+    )
+
+
 @dataclass(frozen=True)
 class PointFits:
     """Fit results of a block of points (NaN rows: points without a valid pattern).

@@ -12,6 +12,7 @@ the fit's settings.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,32 +98,13 @@ def fit_sample(store: str, sample: str, phases: PhasesConfig) -> SampleFit:
     wavelength = stored_wavelength_a(root)
     patterns = group["patterns"][:].astype(np.float64)
     sigma = group["sigma"][:].astype(np.float64)
-    valid = np.isfinite(patterns).all(axis=1) & np.isfinite(sigma).all(axis=1)
     known = phase_fit.known_phases(phases, store_reference_lines(store, phases))
-    if valid.any():
-        mean_sigma = np.sqrt((sigma[valid] ** 2).mean(axis=0) / valid.sum())
-        shape = phase_fit.refine_line_shape(
-            tth, wavelength, known, patterns[valid].mean(axis=0), mean_sigma
-        )
-    else:
-        shape = phase_fit.LineShape.initial(known)
+    shape = phase_fit.map_line_shape(tth, wavelength, known, patterns, sigma)
     basis = phase_fit.build_basis(tth, wavelength, known, shape)
     fits = phase_fit.fit_points(basis, patterns, sigma)
     arrays = {
-        key: np.asarray(getattr(fits, key), dtype=np.float32)
-        for key in (
-            "weight_fraction",
-            "weight_fraction_sigma",
-            "volume_fraction",
-            "volume_fraction_sigma",
-            "scale",
-            "scale_sigma",
-            "reduced_chi2",
-            "unexplained",
-            "unexplained_tth",
-            "halo",
-            "background",
-        )
+        field.name: np.asarray(getattr(fits, field.name), dtype=np.float32)
+        for field in dataclasses.fields(fits)
     }
     attrs = {
         "phases": [p.name for p in known],
@@ -138,7 +120,7 @@ def fit_sample(store: str, sample: str, phases: PhasesConfig) -> SampleFit:
     write_phase_fit(store, sample, arrays, attrs)
     return SampleFit(
         sample=sample,
-        n_points=int(valid.sum()),
+        n_points=int(np.isfinite(fits.unexplained).sum()),
         n_unexplained=int((fits.unexplained > 0).sum()),
         lines=unexplained_lines(fits.unexplained_tth, wavelength),
         seconds=time.perf_counter() - t0,

@@ -42,8 +42,7 @@ def rust_map(frame_simulator, point_of, integrate, reference_lines, phases):
 
 def _refined(rust_map, wavelength):
     tth, known, _, patterns, sigmas = rust_map
-    mean_sigma = np.sqrt((sigmas**2).mean(axis=0) / len(sigmas))
-    return phase_fit.refine_line_shape(tth, wavelength, known, patterns.mean(axis=0), mean_sigma)
+    return phase_fit.map_line_shape(tth, wavelength, known, patterns, sigmas)
 
 
 def test_weight_fractions_match_the_simulated_ones(rust_map, instrument):
@@ -76,13 +75,7 @@ def test_line_shapes_refined_from_the_mean_pattern(rust_map, instrument):
     shape = _refined(rust_map, wl)
     assert abs(shape.zero_deg) < 0.01
     assert abs(shape.size_nm["lepidocrocite"] / 12.0 - 1) < 0.25  # phases.yaml: 12 nm
-    shifted = phase_fit.refine_line_shape(
-        tth - 0.03,
-        wl,
-        known,
-        patterns.mean(axis=0),
-        np.sqrt((sigmas**2).mean(axis=0) / len(sigmas)),
-    )
+    shifted = phase_fit.map_line_shape(tth - 0.03, wl, known, patterns, sigmas)
     assert shifted.zero_deg == pytest.approx(shape.zero_deg - 0.03, abs=0.01)
     record = phase_fit.LineShape.from_record(shape.to_record())
     assert record == shape

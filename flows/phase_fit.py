@@ -10,9 +10,8 @@ from flows.hooks import record_failure
 from flows.runtime import dask_task_runner
 from tasks.phase_fit import draw_fraction_maps, fit_sample_task
 from xrdmap.config import DaskConfig, PhasesConfig, conf_file, load_phases
-from xrdmap.locks import WRITE, store_lock
 from xrdmap.phase_fractions import SampleFit
-from xrdmap.store import maps_dir, open_store, samples
+from xrdmap.store import exclusive_writer, maps_dir, open_store, samples
 
 #: Where the fraction maps go, beside the store (``<store>-maps/phase-fit/``).
 MAPS_FOLDER = "phase-fit"
@@ -26,7 +25,7 @@ def fit_phases(
     fraction maps of each."""
     phases = phases or load_phases(conf_file(conf_dir, "phases.yaml"))
     names = samples(open_store(store))
-    with store_lock(store, WRITE):
+    with exclusive_writer(store):
         futures = [fit_sample_task.submit(store, s, phases) for s in names]
         wait(futures)
         fits = [f.result() for f in futures]

@@ -18,7 +18,7 @@ from tasks.predict import (
     resolve_model_version,
 )
 from xrdmap.config import DaskConfig
-from xrdmap.locks import WRITE, store_lock
+from xrdmap.store import exclusive_writer
 from xrdmap.store import maps_dir as default_maps_dir
 
 
@@ -46,7 +46,7 @@ def predict_store(
     (patterns onto the model's axis through d-spacing, recorded with the confidences)."""
     t0 = time.perf_counter()
     version = resolve_model_version(registry, version)
-    with store_lock(store, WRITE):
+    with exclusive_writer(store):
         array, regions, mapping = prepare_predictions_task(store, registry, version, resample)
         futures = [
             predict_chunk.submit(store, r, registry, version, array, mapping) for r in regions

@@ -15,8 +15,7 @@ from tasks.ingest import ingest_integrate_chunk, plan_beamtime_task
 from tasks.report import ProgressBoard, publish_summary
 from xrdmap.config import ProcessConfig, load_process
 from xrdmap.ingest import ChunkReport
-from xrdmap.locks import WRITE, store_lock
-from xrdmap.store import quarantine_counts
+from xrdmap.store import exclusive_writer, quarantine_counts
 
 
 @dataclass
@@ -57,7 +56,7 @@ def process_beamtime(
     t0 = time.perf_counter()
     cfg = config or load_process()
     logger = get_run_logger()
-    with store_lock(store, WRITE):  # one writer at a time
+    with exclusive_writer(store):  # one writer at a time
         plan = plan_beamtime_task(beamtime_dir, store, cfg, retry_quarantined)
         todo = plan.todo
         reports: list[ChunkReport] = []

@@ -196,15 +196,18 @@ def fresh_store(tiny_store, tmp_path):
 
     import zarr
 
+    from xrdmap.store import consolidate
+
     path = tmp_path / "copy.zarr"
     shutil.copytree(tiny_store, path)
-    root = zarr.open_group(path, mode="r+")
+    root = zarr.open_group(path, mode="r+", use_consolidated=False)
     for sample in root.attrs["xrdmap"]["samples"]:
         if "confidence" in root[f"samples/{sample}"]:
             del root[f"samples/{sample}"]["confidence"]
     for name in ("labels",):
         if name in root:
             del root[name]
+    consolidate(str(path))
     return path
 
 

@@ -23,6 +23,10 @@ class StoreError(InputError):
     """The store is missing, not an xrdmap store, or does not hold what was asked."""
 
 
+class StoreBusyError(StoreError):
+    """Another process holds the store's lock; the message names it."""
+
+
 class LabelsError(InputError):
     """A labels file that cannot be used; the message names the file, line and field."""
 

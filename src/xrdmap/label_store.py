@@ -37,6 +37,7 @@ from xrdmap.labels import PROVENANCE_COLUMNS, LabelsError, labels_sha256, read_l
 from xrdmap.locks import LABELS, store_lock
 from xrdmap.store import (
     LABELS_GROUP,
+    consolidate_unless_busy,
     labeled_point_patterns,
     open_store,
     sample_sizes,
@@ -174,7 +175,9 @@ def import_labels(store: str, table: pd.DataFrame, *, origin: str) -> ImportRepo
         A point already stored with other answers; nothing is written.
     """
     with writing(store), store_lock(store, LABELS, wait_s=IMPORT_WAIT_S):
-        return _import(store, table, origin)
+        report = _import(store, table, origin)
+    consolidate_unless_busy(store)
+    return report
 
 
 def _import(store: str, table: pd.DataFrame, origin: str) -> ImportReport:

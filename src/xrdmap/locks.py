@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from xrdmap.errors import StoreError
+from xrdmap.errors import StoreBusyError
 
 #: Ingestion and prediction: whoever changes the store's arrays.
 WRITE = "write"
@@ -59,7 +59,7 @@ def store_lock(store: str, purpose: str, *, wait_s: float = 0.0) -> Iterator[Non
 
     Raises
     ------
-    StoreError
+    StoreBusyError
         Another process holds the lock; the message names it.
     """
     path = lock_path(store, purpose)
@@ -76,7 +76,7 @@ def store_lock(store: str, purpose: str, *, wait_s: float = 0.0) -> Iterator[Non
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise StoreError(
+                    raise StoreBusyError(
                         f"{store}: busy: {purpose} lock held by {_holder(path)}; "
                         "wait until it ends (a crashed holder releases it at once)"
                     ) from None

@@ -12,6 +12,7 @@ store's own groups; stores of layout 1 have them at the root)::
     samples/<sample>/sigma         (n, npt) float32    its standard error (Poisson model)
     samples/<sample>/tth_deg       (npt,) float64      2theta bin centres
     samples/<sample>/positions     (n, 2) float64      x_um, y_um motor positions
+    samples/<sample>/x_um, y_um    (n,) float64        the same, as xarray coordinates
     samples/<sample>/grid_index    (n, 2) int32        row, col of each point on the map
     samples/<sample>/status        (n,) uint8          0 = ok; codes in the attributes
     samples/<sample>/reason        (n,) str            why a point was quarantined ("" if ok)
@@ -36,14 +37,21 @@ Beside a store ``bt.zarr`` (local folders, for people): ``bt.zarr-maps/<version>
 Every per-point array except ``frames`` is chunked by the task chunk, so a task writes
 whole chunks of its own region only; ``frames`` chunks divide the task chunk. A chunk
 counts as done when ``chunk_done`` is set, after all its data: a re-run skips it.
-Dimension names are stored (Zarr v3 ``dimension_names``), so xarray reads each group.
+Dimension names and coordinates are stored (Zarr v3 ``dimension_names``; ``tth_deg``,
+``class`` and ``phase`` are arrays of their own dimension's name; the sample group's
+``coordinates`` attribute names ``x_um`` and ``y_um``), so ``xarray.open_zarr(store,
+group="samples/<sample>")`` reads a sample with its axes. The root's ``zarr.json``
+holds the whole store's consolidated metadata (what xarray opens in one read); every
+writer refreshes it at its end (:func:`exclusive_writer`), and xrdmap's own reads never
+use it (``use_consolidated=False``: never a stale view).
 """
 
 from __future__ import annotations
 
 import secrets
+import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,14 +65,19 @@ from zarr.codecs import BloscCodec
 from xrdmap.beamtime import Beamtime, SampleScan
 from xrdmap.config import CompressionConfig, ProcessConfig
 from xrdmap.domain import PATTERN_SETTINGS, PatternDomain
-from xrdmap.errors import StoreError
+from xrdmap.errors import StoreBusyError, StoreError
 from xrdmap.hashing import sha256_json
+from xrdmap.locks import WRITE, store_lock
 from xrdmap.sources import STATUS_MEANING, STATUS_OK, STATUS_PENDING
 
 #: 2: path-free settings record, beamtime.json in it, chunk_source per chunk;
 #: 3: samples under ``samples/``; 4: ``grid_index`` per sample (maps of snake and
-#: fly scans; older stores are read as row-major).
-LAYOUT_VERSION = 4
+#: fly scans; older stores are read as row-major); 5: xarray coordinates (``tth_deg``,
+#: ``x_um`` and ``y_um`` per point, ``class`` and ``phase`` names) and consolidated
+#: metadata.
+LAYOUT_VERSION = 5
+#: Per-point coordinate arrays of a sample (the columns of ``positions``).
+POINT_COORDINATES = ("x_um", "y_um")
 #: The root attribute that holds the layout record (samples, provenance, digest).
 ROOT_ATTR = "xrdmap"
 #: Per-sample group of the confidences, one array per model version.
@@ -72,6 +85,9 @@ CONFIDENCE = "confidence"
 #: Per-sample group of the members' spread, one array per confidence array, same name.
 SPREAD = "spread"
 PHASE_FIT = "phase_fit"
+#: The coordinate arrays of the class and phase names (of their own dimension's name).
+CLASS_COORDINATE = "class"
+PHASE_COORDINATE = "phase"
 #: Root group of the expert labels.
 LABELS_GROUP = "labels"
 #: Root group of the samples: their names never meet the store's own groups.
@@ -160,7 +176,9 @@ def check_compatible(store: str, settings: dict) -> bool:
     if "://" not in store and foreign:
         raise StoreError(f"{store}: exists and is not a Zarr store; refusing to write there")
     try:
-        existing = zarr.open_group(store, mode="r", zarr_format=3).attrs.get(ROOT_ATTR)
+        existing = zarr.open_group(
+            store, mode="r", zarr_format=3, use_consolidated=False
+        ).attrs.get(ROOT_ATTR)
     except FileNotFoundError:
         return False
     if existing is None:
@@ -193,8 +211,8 @@ def open_or_create(
     """Open the store of this beamtime, or lay it out; refuse one made otherwise."""
     settings = store_settings(beamtime, cfg, provenance)
     if check_compatible(store, settings):
-        return zarr.open_group(store, mode="r+", zarr_format=3)
-    root = zarr.open_group(store, mode="a", zarr_format=3)
+        return zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+    root = zarr.open_group(store, mode="a", zarr_format=3, use_consolidated=False)
     codec = blosc_codec(cfg.compression)
     for sample in beamtime.samples:
         _create_sample(root, sample, cfg, codec, tth_deg, detector_shape)
@@ -229,6 +247,7 @@ def _create_sample(
             "metadata_sha256": sample.metadata_sha256,
             "frame_format": sample.frame_format,
             "chunk_frames": c,
+            "coordinates": " ".join(POINT_COORDINATES),  # read by xarray
         }
     )
     common = {"compressors": [codec], "overwrite": True}
@@ -249,12 +268,12 @@ def _create_sample(
             chunks=(min(c, n), npt),
             dtype="float32",
             fill_value=np.nan,
-            dimension_names=("point", "tth"),
+            dimension_names=("point", "tth_deg"),
             attributes={"long_name": long_name, "units": "a.u. (counts / solid angle)"},
             **common,
         )
     tth = g.create_array(
-        "tth_deg", shape=(npt,), dtype="float64", dimension_names=("tth",), **common
+        "tth_deg", shape=(npt,), dtype="float64", dimension_names=("tth_deg",), **common
     )
     tth[:] = tth_deg
     tth.attrs.update({"units": "deg", "long_name": "2theta bin centre"})
@@ -263,6 +282,12 @@ def _create_sample(
     )
     pos[:] = sample.positions_um
     pos.attrs.update({"columns": ["x_um", "y_um"], "grid_shape": list(sample.grid)})
+    for column, name in enumerate(POINT_COORDINATES):  # the same, as xarray coordinates
+        coord = g.create_array(
+            name, shape=(n,), dtype="float64", dimension_names=("point",), **common
+        )
+        coord[:] = sample.positions_um[:, column]
+        coord.attrs.update({"units": "um", "long_name": f"{name[0]} motor position"})
     cell = g.create_array(
         "grid_index", shape=(n, 2), dtype="int32", dimension_names=("point", "axis"), **common
     )
@@ -332,6 +357,41 @@ def writing(store: str) -> Iterator[None]:
         raise StoreError(f"{store}: cannot write: {exc.strerror or exc}") from exc
 
 
+def consolidate(store: str) -> None:
+    """Gather the metadata of every group and array of ``store`` into its root's
+    ``zarr.json`` (Zarr's consolidated metadata: xarray opens a sample in one read).
+    Rewrites the root's metadata: call it only holding the write lock."""
+    with writing(store), warnings.catch_warnings():
+        # Zarr notes that v3 consolidated metadata is its own extension: xarray's default
+        # and what it asks for; other readers ignore it.
+        warnings.filterwarnings("ignore", "Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(store, zarr_format=3)
+
+
+@contextmanager
+def exclusive_writer(store: str, *, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold the store's write lock inside the block (a refusal names the holder) and
+    refresh its consolidated metadata at the end, however the block ends: a failed
+    writer may have removed what the old metadata lists."""
+    with store_lock(store, WRITE, wait_s=wait_s):
+        try:
+            yield
+        except BaseException:
+            with suppress(StoreError, FileNotFoundError):  # the block's error comes first
+                if read_root_record(store, ROOT_ATTR) is not None:
+                    consolidate(store)
+            raise
+        if read_root_record(store, ROOT_ATTR) is not None:
+            consolidate(store)
+
+
+def consolidate_unless_busy(store: str) -> None:
+    """Refresh the consolidated metadata after a write outside the write lock (labels),
+    unless a writer holds the lock: that one refreshes it at its end."""
+    with suppress(StoreBusyError), exclusive_writer(store):
+        pass
+
+
 def _beside_store(store: str, suffix: str) -> Path:
     """A local folder named after the store: ``<store><suffix>`` beside a local store;
     for a URL (``s3://bucket/bt.zarr``) ``s3-bucket/bt.zarr<suffix>`` under the working
@@ -361,7 +421,7 @@ def queue_root(store: str) -> Path:
 def open_store(store: str, mode: str = "r") -> zarr.Group:
     """The root group of a store written by ``xrdmap process``; a one-line error if not."""
     try:
-        root = zarr.open_group(store, mode=mode)
+        root = zarr.open_group(store, mode=mode, use_consolidated=False)
         root.attrs[ROOT_ATTR]["samples"]
     except (FileNotFoundError, KeyError, TypeError):
         raise StoreError(f"{store}: not a store written by `xrdmap process`") from None
@@ -447,7 +507,7 @@ def point_status(root: zarr.Group, sample: str) -> np.ndarray:
 def open_chunk(store: str, region: ChunkRegion, *, retry: bool = False) -> zarr.Group | None:
     """The sample group to write ``region`` into, or None when that chunk is done (and
     not being retried)."""
-    group = sample_group(zarr.open_group(store, mode="r+"), region.sample)
+    group = sample_group(open_store(store, mode="r+"), region.sample)
     return None if group["chunk_done"][region.index] and not retry else group
 
 
@@ -546,14 +606,15 @@ def mean_intensity(root: zarr.Group, sample: str) -> np.ndarray:
 def read_root_record(store: str, name: str) -> dict | None:
     """The root attribute ``name`` of a store, or None (no such store or attribute)."""
     try:
-        return zarr.open_group(store, mode="r").attrs.get(name)
+        return zarr.open_group(store, mode="r", use_consolidated=False).attrs.get(name)
     except FileNotFoundError:
         return None
 
 
 def write_root_record(store: str, name: str, record: dict) -> None:
-    """Set the root attribute ``name`` of an xrdmap store to ``record``."""
-    with writing(store):
+    """Set the root attribute ``name`` of an xrdmap store to ``record`` (waiting up to
+    a minute for a running writer: the root's metadata has one writer at a time)."""
+    with exclusive_writer(store, wait_s=60.0), writing(store):
         open_store(store, mode="r+").attrs[name] = record
 
 
@@ -568,13 +629,23 @@ def labeled_point_patterns(root: zarr.Group, sample: str, points: np.ndarray) ->
     return group["patterns"].get_orthogonal_selection((points, slice(None)))
 
 
-def random_valid_points(root: zarr.Group, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(patterns, sigma) of up to ``n`` valid points drawn at random over all samples."""
+@dataclass(frozen=True)
+class DrawnPoints:
+    """Valid points drawn at random over a store's samples, with where they lie."""
+
+    patterns: np.ndarray  #: (m, nbins)
+    sigma: np.ndarray  #: (m, nbins)
+    samples: np.ndarray  #: (m,) sample name per point
+    points: np.ndarray  #: (m,) point index within its sample
+
+
+def random_valid_points(root: zarr.Group, n: int, seed: int) -> DrawnPoints:
+    """Up to ``n`` valid points drawn at random over all samples."""
     names = samples(root)
     sizes = np.array([sample_group(root, s)["status"].shape[0] for s in names])
     picks = np.random.default_rng(seed).choice(sizes.sum(), min(n, sizes.sum()), False)
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    patterns, sigma = [], []
+    patterns, sigma, where, index = [], [], [], []
     for k, sample in enumerate(names):
         points = np.sort(picks[(picks >= starts[k]) & (picks < starts[k + 1])] - starts[k])
         if points.size == 0:
@@ -583,7 +654,14 @@ def random_valid_points(root: zarr.Group, n: int, seed: int) -> tuple[np.ndarray
         points = points[group["status"].get_orthogonal_selection(points) == STATUS_OK]
         patterns.append(group["patterns"].get_orthogonal_selection((points, slice(None))))
         sigma.append(group["sigma"].get_orthogonal_selection((points, slice(None))))
-    return np.concatenate(patterns), np.concatenate(sigma)
+        where.append(np.full(points.size, sample))
+        index.append(points)
+    return DrawnPoints(
+        np.concatenate(patterns),
+        np.concatenate(sigma),
+        np.concatenate(where),
+        np.concatenate(index),
+    )
 
 
 @dataclass(frozen=True)
@@ -668,6 +746,9 @@ def create_confidences(
         groups = [sample_group(root, sample).require_group(CONFIDENCE) for sample in samples(root)]
         spreads = [sample_group(root, sample).require_group(SPREAD) for sample in samples(root)]
         for group, spread in zip(groups, spreads, strict=True):
+            for g in (group, spread):
+                if CLASS_COORDINATE not in g:
+                    _name_coordinate(g, CLASS_COORDINATE, attributes["classes"])
             published = set(group.attrs.get("published", {}).values())
             for key in list(group.array_keys()):  # left unpublished by a killed run
                 attrs = group[key].attrs
@@ -687,7 +768,7 @@ def create_confidences(
                 "chunks": (min(chunk, n), n_classes),
                 "dtype": "float32",
                 "fill_value": np.nan,
-                "dimension_names": ("point", "class"),
+                "dimension_names": ("point", CLASS_COORDINATE),
             }
             group.create_array(
                 name,
@@ -712,9 +793,15 @@ def create_confidences(
         return name, regions
 
 
+def _name_coordinate(group: zarr.Group, name: str, values: list[str]) -> None:
+    """The names along dimension ``name`` as the array ``name``: xarray's coordinate."""
+    coord = group.create_array(name, shape=(len(values),), dtype=str, dimension_names=(name,))
+    coord[:] = np.asarray(values)
+
+
 def read_patterns(store: str, region: ChunkRegion) -> np.ndarray:
     """(n, nbins) integrated patterns of one region (NaN rows: quarantined points)."""
-    group = sample_group(zarr.open_group(store, mode="r"), region.sample)
+    group = sample_group(open_store(store), region.sample)
     return group["patterns"][region.start : region.stop]
 
 
@@ -728,7 +815,7 @@ def write_confidences(
     """Write one region's (n, n_classes) confidences and their spread over the members
     (``None``: one network, no spread; left NaN) into the unpublished arrays ``name``."""
     with writing(store):
-        group = sample_group(zarr.open_group(store, mode="r+"), region.sample)
+        group = sample_group(open_store(store, mode="r+"), region.sample)
         group[CONFIDENCE][name][region.start : region.stop] = values
         if spread is not None:
             group[SPREAD][name][region.start : region.stop] = spread
@@ -823,10 +910,11 @@ def write_phase_fit(store: str, sample: str, arrays: dict[str, np.ndarray], attr
         name = f"fit-{secrets.token_hex(4)}"
         fit = group.create_group(name, attributes=attrs)
         for key, values in arrays.items():
-            dims = ("point", "phase")[: values.ndim]
+            dims = ("point", PHASE_COORDINATE)[: values.ndim]
             fit.create_array(
                 key, data=values, chunks=values.shape, dimension_names=dims, overwrite=True
             )
+        _name_coordinate(fit, PHASE_COORDINATE, attrs["phases"])
         group.attrs["published"] = name
         for key in list(group.group_keys()):  # the replaced fit, and any killed one
             if key != name:

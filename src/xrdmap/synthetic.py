@@ -212,14 +212,14 @@ def store_synthesizer(
     """A pattern synthesizer on the store's 2theta axis and wavelength, with backgrounds
     and noise taken from ``n_backgrounds`` valid points drawn at random over all samples."""
     root = open_store(store)
-    patterns, sigma = random_valid_points(root, n_backgrounds, seed)
+    drawn = random_valid_points(root, n_backgrounds, seed)
     return PatternSynthesizer(
         tth_axis(root),
         store_reference_lines(store, phases),
         phases,
         stored_wavelength_a(root),
-        background_library(patterns),
-        NoiseModel.from_patterns(patterns, sigma),
+        background_library(drawn.patterns),
+        NoiseModel.from_patterns(drawn.patterns, drawn.sigma),
     )
 
 

@@ -44,6 +44,18 @@ def test_nexus_holds_nxdata_maps_on_the_grid(fitted_store, tmp_path, capsys):
         assert NXdata(patterns).is_valid and NXdata(patterns).signal_is_3d
         assert NXdata(maps).is_valid and NXdata(maps).is_image
         assert get_default(f).signal_name == "magnetite"
+    # PyMca's stack reader (its ROI imaging) takes the patterns as a map of 1D patterns
+    from PyMca5.PyMcaIO.HDF5Stack1D import HDF5Stack1D
+
+    stack = HDF5Stack1D(
+        [str(out)],
+        {"y": "/A_urban/patterns/intensity", "x": "/A_urban/patterns/two_theta"},
+        scanlist=["/entry"],
+    )
+    assert stack.data.shape == (rows, cols, 300)
+    np.testing.assert_allclose(
+        stack.data[point // cols, point % cols], root["samples/A_urban/patterns"][point]
+    )
 
 
 def test_a_sample_as_an_xarray_dataset(fitted_store):

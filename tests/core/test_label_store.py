@@ -63,6 +63,29 @@ def test_imports_append_batches_with_provenance(store, tmp_path):
     assert again.batch is None and again.added == 0 and len(stored_labels(store)) == 3
 
 
+def test_imports_refresh_the_consolidated_metadata_unless_a_writer_runs(store, tmp_path):
+    """Readers that open the consolidated metadata (xarray) see each import; while a
+    writer holds the lock the import leaves the refresh to it, and xrdmap's own reads
+    never see a stale view."""
+    from xrdmap.locks import WRITE, store_lock
+    from xrdmap.store import exclusive_writer
+
+    def consolidated_batches():
+        return set(zarr.open_group(store, mode="r", use_consolidated=True)["labels"])
+
+    first = _csv(tmp_path / "1.csv", [("A", 1, ["Fe3O4"])])
+    one = import_labels(store, read_labels_csv(first, SIZES), origin=str(first))
+    assert consolidated_batches() == {one.batch}
+    second = _csv(tmp_path / "2.csv", [("A", 2, ["Other"])])
+    with store_lock(store, WRITE):  # a running writer
+        two = import_labels(store, read_labels_csv(second, SIZES), origin=str(second))
+    assert consolidated_batches() == {one.batch}  # stale until the writer ends
+    assert stored_labels(store)["batch"].tolist() == [one.batch, two.batch]
+    with exclusive_writer(store):
+        pass
+    assert consolidated_batches() == {one.batch, two.batch}
+
+
 def test_a_different_answer_for_a_stored_point_is_refused(store, tmp_path):
     first = _csv(tmp_path / "1.csv", [("A", 1, ["Fe3O4"])])
     import_labels(store, read_labels_csv(first, SIZES), origin=str(first))

@@ -36,13 +36,21 @@ def test_fit_stores_fractions_that_match_the_truth(xrdmap, fresh_store, tiny_bea
             assert scores.n_unknown > 0
             marine = next(line for line in result.stdout.splitlines() if "B_marine" in line)
             assert "/ 2.82" in marine  # halite (200), d = 2.820 A
+    import xarray as xr  # the fit as xarray reads it: consolidated, phases named
+
+    published = root["samples/A_urban/phase_fit"].attrs["published"]
+    ds = xr.open_zarr(fresh_store, group=f"samples/A_urban/phase_fit/{published}")
+    assert list(ds["phase"].values) == fit.attrs["phases"]
+    assert ds["weight_fraction"].dims == ("point", "phase")
     maps = sorted(p.name for p in (fresh_store.parent / "copy.zarr-maps" / "phase-fit").iterdir())
     assert maps == ["A_urban_fractions.png", "B_marine_fractions.png"]
 
     # a second fit replaces the first: one published group per sample, nothing else
     first = root["samples/A_urban/phase_fit"].attrs["published"]
-    fit_sample(str(fresh_store), "A_urban", load_phases())
-    group = zarr.open_group(fresh_store, mode="r")["samples/A_urban/phase_fit"]
+    fit_sample(str(fresh_store), "A_urban", load_phases())  # outside a flow: not consolidated
+    group = zarr.open_group(fresh_store, mode="r", use_consolidated=False)[
+        "samples/A_urban/phase_fit"
+    ]
     assert list(group.group_keys()) == [group.attrs["published"]] != [first]
 
 

@@ -41,6 +41,10 @@ def test_predict_keeps_every_version_and_draws_maps(
     spread = root["samples/A_urban/spread"][v1]
     np.testing.assert_allclose(spread[:5], members.std(axis=1), atol=1e-5)
     assert np.isfinite(spread[:]).all()
+    import xarray as xr  # the consolidated metadata was refreshed by each prediction
+
+    conf = xr.open_zarr(tiny_store, group="samples/A_urban/confidence", consolidated=True)
+    assert set(conf.data_vars) == {v1, v2} and list(conf["class"].values) == list(CLASS_NAMES)
     names = sorted(p.rsplit("/", 1)[-1] for p in latest.maps)
     assert names == [
         "A_urban_confidence.png",
@@ -73,7 +77,7 @@ def test_evaluate_against_labels(prefect_server, tiny_store, two_versions, xrdma
 
 def _as_if_measured_at(store, wavelength_m: float) -> None:
     """Rewrite the store's PONI wavelength: its patterns now lie at other d-spacings."""
-    root = zarr.open_group(store, mode="r+")
+    root = zarr.open_group(store, mode="r+", use_consolidated=False)
     record = root.attrs["xrdmap"]
     poni = record["geometry"]["poni"]
     record["geometry"]["poni"] = re.sub(r"Wavelength: .*", f"Wavelength: {wavelength_m!r}", poni)

@@ -51,7 +51,7 @@ def test_store_layout(processed, tiny_beamtime):
     g = root["samples/A_urban"]
     assert g["frames"].shape == (320, 195, 487) and g["frames"].chunks == (32, 195, 487)
     assert g["patterns"].shape == (320, 300) and g["patterns"].chunks == (128, 300)
-    assert g["patterns"].metadata.dimension_names == ("point", "tth")
+    assert g["patterns"].metadata.dimension_names == ("point", "tth_deg")
     assert g["frames"].compressors[0].cname.value == "lz4"
     assert (g["status"][:] == 0).all() and (g["chunk_done"][:] == 1).all()
     assert g.attrs["grid_shape"] == [80, 4]
@@ -74,11 +74,22 @@ def test_frames_and_patterns_match_the_raw_data(processed, tiny_beamtime, integr
 
 
 def test_readable_with_xarray(processed):
+    """Opened as a newcomer would: consolidated metadata (no warning), the 2theta axis
+    and the motor positions as coordinates."""
+    import warnings
+
     xr = pytest.importorskip("xarray")
     _, store = processed
-    ds = xr.open_zarr(store, group="samples/A_urban", consolidated=False)
-    assert ds["patterns"].dims == ("point", "tth")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # xarray warns when the metadata is not consolidated
+        ds = xr.open_zarr(store, group="samples/A_urban")
+    assert ds["patterns"].dims == ("point", "tth_deg")
     assert ds["frames"].dims == ("point", "y_px", "x_px")
+    assert {"tth_deg", "x_um", "y_um"} <= set(ds.coords)
+    positions = zarr.open_group(store, mode="r")["samples/A_urban/positions"][:]
+    np.testing.assert_array_equal(ds["x_um"], positions[:, 0])
+    np.testing.assert_array_equal(ds["patterns"].y_um, positions[:, 1])
+    assert 9.5 < float(ds["tth_deg"][0]) < 10
 
 
 def test_second_run_does_no_work(processed, tiny_beamtime, small_cfg):

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import zarr
 
 from xrdmap.store import on_grid, open_store, read_phase_fit, sample_group
 
@@ -172,16 +173,19 @@ def _oriented(grid: np.ndarray, steel_below: bool) -> np.ndarray:
     return grid if steel_below else grid[::-1]
 
 
-def sample_layers(store: str, sample: str) -> SampleLayers:
-    """The cross-section numbers of ``sample`` from its published phase fit."""
-    root = open_store(store)
-    fit = read_phase_fit(root, sample)
-    names = list(fit.attrs["phases"])
-    labels = list(fit.attrs["labels"])
+@dataclass(frozen=True)
+class PointKinds:
+    """What each point of a sample is, by its phase fit (the rules above)."""
+
+    rust: np.ndarray  #: (n,) bool
+    steel: np.ndarray  #: (n,) bool
+    resin: np.ndarray  #: (n,) bool: neither, the epoxy halo at least half its resin level
+
+
+def _point_kinds(fit: zarr.Group) -> PointKinds:
+    names, labels = list(fit.attrs["phases"]), list(fit.attrs["labels"])
     quantified = np.array(fit.attrs["quantified"])
-    density = np.array(fit.attrs["density_g_cm3"])
     scale, scale_sigma = fit["scale"][:], fit["scale_sigma"][:]
-    weight = fit["weight_fraction"][:]
     rust_cols = [k for k, lab in enumerate(labels) if lab in RUST_LABELS and quantified[k]]
     rust_scale = np.nansum(scale[:, rust_cols], axis=1)
     rust_sigma = np.sqrt(np.nansum(scale_sigma[:, rust_cols] ** 2, axis=1))
@@ -200,7 +204,31 @@ def sample_layers(store: str, sample: str) -> SampleLayers:
         steel = lines >= RUST_SIGMAS * np.maximum(lines_sigma, 1e-12)
     empty = ~significant & ~steel
     resin_level = np.nanmedian(halo[empty]) if empty.any() else np.nan
-    rust = significant & ~(halo >= resin_level / 2)
+    resin_halo = halo >= resin_level / 2
+    return PointKinds(rust=significant & ~resin_halo, steel=steel, resin=empty & resin_halo)
+
+
+def point_kinds(store: str, sample: str) -> PointKinds:
+    """Rust, steel and resin points of ``sample`` by its published phase fit (a
+    StoreError naming the sample if it has none)."""
+    return _point_kinds(read_phase_fit(open_store(store), sample))
+
+
+def sample_layers(store: str, sample: str) -> SampleLayers:
+    """The cross-section numbers of ``sample`` from its published phase fit."""
+    root = open_store(store)
+    fit = read_phase_fit(root, sample)
+    kinds = _point_kinds(fit)
+    rust, steel = kinds.rust, kinds.steel
+    names = list(fit.attrs["phases"])
+    quantified = np.array(fit.attrs["quantified"])
+    density = np.array(fit.attrs["density_g_cm3"])
+    scale = fit["scale"][:]
+    weight = fit["weight_fraction"][:]
+    rust_cols = [
+        k for k, lab in enumerate(fit.attrs["labels"]) if lab in RUST_LABELS and quantified[k]
+    ]
+    halo = fit["halo"][:]
     positions = sample_group(root, sample)["positions"][:]
     rows_y = on_grid(root, sample, positions[:, 1])
     step = float(np.nanmedian(np.abs(np.diff(rows_y, axis=0)))) if rows_y.shape[0] > 1 else 1.0

@@ -8,12 +8,18 @@ of the specimens: it is not the beamtime simulator.
 
 - Background: the smooth lower envelope of real patterns of the same beamtime
   (unlabeled, drawn at random: resin halo, Fe fluorescence, air scatter as measured),
-  times a random gain.
+  times a random gain. Some are scaled far down (:data:`LOW_BACKGROUND_FRACTION`:
+  instruments without fluorescence, lab diffractometers), some get an amorphous halo
+  at a random d-spacing (:data:`HALO_FRACTION`: other resins, organics, glass).
 - Phases: each configured phase independently with probability :data:`PHASE_PROBABILITY`.
-  Lines from the CIF (:mod:`xrdmap.phases`), one strain per pattern and phase, pseudo-
-  Voigt profiles whose width combines an instrument term and Scherrer broadening from
-  a crystallite size drawn around the configured one, line intensities varied one by
-  one (texture). Coarse-grained phases give a few sharp lines instead (grains in
+  Lines from the CIF (:mod:`xrdmap.phases`), moved by a lattice change per pattern and
+  phase (up to :data:`LATTICE_SPREAD`: substitution, another reference) and a zero
+  shift per pattern (:data:`ZERO_SHIFT_DEG`), pseudo-Voigt profiles whose width
+  combines an instrument term and Scherrer broadening from a crystallite size drawn
+  around the configured one or, for :data:`NANO_FRACTION` of them, anywhere in
+  :data:`SIZE_RANGE_NM` (nanocrystalline to instrument-limited); line intensities varied
+  one by one (texture), strongly enough in :data:`STRONG_TEXTURE_FRACTION` of them to
+  reverse line ratios. Coarse-grained phases give a few sharp lines instead (grains in
   reflection), at random among their lines. Heights relative to the background are
   drawn log-uniformly, from invisible to dominant.
 - Noise: Gaussian with the beamtime's own per-bin variance-to-intensity ratio (the
@@ -21,8 +27,12 @@ of the specimens: it is not the beamtime simulator.
 - Labels: a class is 1 when one of its phases is seen (its contribution reaches
   :data:`SEEN_ABOVE_REST` above everything else and :data:`SEEN_SIGMAS` noise
   standard deviations in some bin), else 0. "resin only" and "Fe without peaks" depend
-  on what the background came from, which the generator does not know: they are -1
-  (unknown), and the loss ignores them.
+  on what the background came from: where the store's phase fit says (steel: the Fe
+  fluorescence of the steel; resin: the epoxy halo, no rust, no steel;
+  :func:`xrdmap.cross_section.point_kinds`), a pattern whose background came from
+  steel (resin) and in which no phase is seen is "Fe without peaks" ("resin only"),
+  and any other is not. Without a fit, or after a background was scaled down or given
+  a halo, they are -1 (unknown), and the loss ignores them.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ import numpy as np
 
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.config import PhasesConfig, TrainConfig
+from xrdmap.cross_section import point_kinds
+from xrdmap.errors import StoreError
 from xrdmap.features import lower_envelope
 from xrdmap.phases import ReferenceLines, store_reference_lines
 from xrdmap.store import open_store, random_valid_points, stored_wavelength_a, tth_axis
@@ -45,14 +57,28 @@ SPOT_HEIGHT_RANGE = (0.05, 50.0)  #: one grain's line height / background there
 SPOTS_MEAN = 2.0  #: mean number of grains in reflection of a coarse phase
 INSTRUMENT_FWHM_DEG = (0.04, 0.15)
 SIZE_LOG_SIGMA = 0.5  #: spread of the crystallite size around the configured one
+NANO_FRACTION = 0.2  #: phase draws whose size is anywhere in SIZE_RANGE_NM instead
+SIZE_RANGE_NM = (3.0, 300.0)  #: log-uniform: broad nanocrystalline to instrument-limited
 TEXTURE_LOG_SIGMA = 0.5  #: line-to-line intensity variation of powder phases
-STRAIN_SIGMA = 0.002  #: relative d-spacing change, one per pattern and phase
+STRONG_TEXTURE_FRACTION = 0.2  #: phase draws with STRONG_TEXTURE_LOG_SIGMA instead
+STRONG_TEXTURE_LOG_SIGMA = 1.5  #: enough to reverse the ratio of two lines
+#: Largest relative d-spacing change, uniform, one per pattern and phase: oxides a
+#: percent off their reference (substitution); steel phases less (alloying, carbon).
+LATTICE_SPREAD = {"powder": 0.01, "coarse": 0.003}
+ZERO_SHIFT_DEG = 0.05  #: largest 2theta zero shift, uniform, one per pattern
 BACKGROUND_GAIN_LOG_SIGMA = 0.3
+LOW_BACKGROUND_FRACTION = 0.1  #: backgrounds scaled down by LOW_BACKGROUND_SCALE
+LOW_BACKGROUND_SCALE = (0.01, 0.2)  #: log-uniform: no fluorescence, low air scatter
+HALO_FRACTION = 0.15  #: backgrounds given an amorphous halo at a random 2theta
+HALO_FWHM_DEG = (4.0, 12.0)  #: broader than nanocrystalline lines (ferrihydrite: ~2 deg)
+HALO_HEIGHT = (0.1, 2.0)  #: log-uniform, relative to the background at its centre
 SEEN_ABOVE_REST = 0.10
 SEEN_SIGMAS = 5.0
 OVERSAMPLE = 4  #: profile points per bin (integrates sharp lines over the bin)
 UNKNOWN = -1
-_UNKNOWN_CLASSES = ("resin only", "Fe without peaks")
+#: Where a background came from (:func:`background_kinds`); UNKNOWN without a fit.
+STEEL, RESIN, OTHER = 1, 2, 0
+_KIND_CLASSES = {STEEL: "Fe without peaks", RESIN: "resin only"}
 _SCHERRER_K = 0.9
 
 
@@ -97,6 +123,8 @@ class PatternSynthesizer:
     wavelength_a : X-ray wavelength.
     backgrounds : (m, nbins) background library (:func:`background_library`).
     noise : the beamtime's noise model.
+    kinds : (m,) where each background came from (:data:`STEEL`, :data:`RESIN`,
+        :data:`OTHER` or :data:`UNKNOWN`); None: all unknown.
     """
 
     def __init__(
@@ -107,6 +135,7 @@ class PatternSynthesizer:
         wavelength_a: float,
         backgrounds: np.ndarray,
         noise: NoiseModel,
+        kinds: np.ndarray | None = None,
     ) -> None:
         self.tth = np.asarray(tth_deg, dtype=np.float64)
         step = np.diff(self.tth).mean()
@@ -119,6 +148,11 @@ class PatternSynthesizer:
             raise ValueError("background library is empty")
         self.backgrounds = backgrounds
         self.noise = noise
+        self.kinds = (
+            np.full(len(backgrounds), UNKNOWN, np.int8) if kinds is None else np.asarray(kinds)
+        )
+        if self.kinds.shape != (len(backgrounds),):
+            raise ValueError("one kind per background")
 
     def _profiles(self, rows: np.ndarray, centres, fwhm, eta, heights, n: int) -> np.ndarray:
         """Sum of line profiles per pattern: rows[i] gets a line at centres[i]."""
@@ -132,9 +166,10 @@ class PatternSynthesizer:
         return out
 
     def _phase_shapes(
-        self, name: str, background: np.ndarray, rng: np.random.Generator
+        self, name: str, background: np.ndarray, zero_deg: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
-        """(n, nbins) contribution of one phase over ``background`` (n, nbins).
+        """(n, nbins) contribution of one phase over ``background`` (n, nbins), its lines
+        moved by ``zero_deg`` (n,) and a lattice change of its own.
 
         Powder phases: strongest point scaled to 1 (the caller sets the height).
         Coarse phases: each grain's line at its own height over the background.
@@ -142,9 +177,14 @@ class PatternSynthesizer:
         n = len(background)
         ref, cfg = self.lines[name], self.phases.phases[name]
         theta = np.radians(ref.tth_deg) / 2
-        strain = rng.normal(0.0, STRAIN_SIGMA, size=n)
+        spread = LATTICE_SPREAD[cfg.grains]
+        strain = rng.uniform(-spread, spread, size=n)
         # d -> d (1 + e): 2theta moves by -2 tan(theta) e (radians)
-        centres = ref.tth_deg[None, :] - np.degrees(2 * np.tan(theta))[None, :] * strain[:, None]
+        centres = (
+            ref.tth_deg[None, :]
+            - np.degrees(2 * np.tan(theta))[None, :] * strain[:, None]
+            + zero_deg[:, None]
+        )
         inst = rng.uniform(*INSTRUMENT_FWHM_DEG, size=n)
         n_bins = self.tth.size
         if cfg.grains == "coarse":
@@ -159,11 +199,17 @@ class PatternSynthesizer:
             eta = rng.uniform(0.0, 0.5, size=rows.size)
             return self._profiles(rows, spot_centres, inst[rows], eta, heights, n)
         size_nm = cfg.crystallite_size_nm * np.exp(rng.normal(0.0, SIZE_LOG_SIGMA, size=n))
+        anywhere = rng.random(n) < NANO_FRACTION
+        low, high = np.log(SIZE_RANGE_NM)
+        size_nm[anywhere] = np.exp(rng.uniform(low, high, size=int(anywhere.sum())))
         scherrer = np.degrees(
             _SCHERRER_K * self.wavelength_a / (size_nm[:, None] * 10.0 * np.cos(theta)[None, :])
         )
         fwhm = np.sqrt(inst[:, None] ** 2 + scherrer**2)
-        texture = np.exp(rng.normal(0.0, TEXTURE_LOG_SIGMA, size=(n, ref.tth_deg.size)))
+        texture_sigma = np.where(
+            rng.random(n) < STRONG_TEXTURE_FRACTION, STRONG_TEXTURE_LOG_SIGMA, TEXTURE_LOG_SIGMA
+        )
+        texture = np.exp(rng.normal(size=(n, ref.tth_deg.size)) * texture_sigma[:, None])
         heights = ref.intensity[None, :] * texture / fwhm  # integrated intensity -> height
         eta = np.repeat(rng.uniform(0.2, 0.8, size=n)[:, None], ref.tth_deg.size, axis=1)
         rows = np.repeat(np.arange(n), ref.tth_deg.size)
@@ -172,10 +218,32 @@ class PatternSynthesizer:
         )
         return shapes / shapes.max(axis=1, keepdims=True)
 
+    def _backgrounds(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(n, nbins) backgrounds and (n,) their kinds (UNKNOWN where altered)."""
+        pick = rng.integers(0, len(self.backgrounds), size=n)
+        background = self.backgrounds[pick] * np.exp(
+            rng.normal(0.0, BACKGROUND_GAIN_LOG_SIGMA, (n, 1))
+        )
+        kinds = self.kinds[pick].copy()
+        low = rng.random(n) < LOW_BACKGROUND_FRACTION
+        lo, hi = np.log(LOW_BACKGROUND_SCALE)
+        background[low] *= np.exp(rng.uniform(lo, hi, size=(int(low.sum()), 1)))
+        halo = rng.random(n) < HALO_FRACTION
+        k = int(halo.sum())
+        centre = rng.uniform(self.tth[0], self.tth[-1], size=k)
+        fwhm = rng.uniform(*HALO_FWHM_DEG, size=k)
+        lo, hi = np.log(HALO_HEIGHT)
+        under = background[halo, np.searchsorted(self.tth, centre).clip(0, self.tth.size - 1)]
+        height = under * np.exp(rng.uniform(lo, hi, size=k))
+        u = (self.tth[None, :] - centre[:, None]) / fwhm[:, None]
+        background[halo] += height[:, None] * np.exp(-4 * np.log(2) * u**2)
+        kinds[low | halo] = UNKNOWN
+        return background, kinds
+
     def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` patterns (n, nbins) float32 and labels (n, 9) int8 (1, 0 or -1)."""
-        background = self.backgrounds[rng.integers(0, len(self.backgrounds), size=n)]
-        background = background * np.exp(rng.normal(0.0, BACKGROUND_GAIN_LOG_SIGMA, (n, 1)))
+        background, kinds = self._backgrounds(n, rng)
+        zero_deg = rng.uniform(-ZERO_SHIFT_DEG, ZERO_SHIFT_DEG, size=n)
         names = list(self.phases.phases)
         present = rng.random((n, len(names))) < PHASE_PROBABILITY
         present[rng.random(n) < EMPTY_FRACTION] = False
@@ -184,7 +252,7 @@ class PatternSynthesizer:
             rows = np.flatnonzero(present[:, k])
             if rows.size == 0:
                 continue
-            shapes = self._phase_shapes(name, background[rows], rng)
+            shapes = self._phase_shapes(name, background[rows], zero_deg[rows], rng)
             if self.phases.phases[name].grains != "coarse":
                 low, high = np.log(HEIGHT_RANGE)
                 height = np.exp(rng.uniform(low, high, size=rows.size))
@@ -200,26 +268,47 @@ class PatternSynthesizer:
         for k, name in enumerate(names):
             col = CLASS_NAMES.index(self.phases.phases[name].label)
             labels[:, col] |= seen[k].astype(np.int8)
-        for cls in _UNKNOWN_CLASSES:
-            labels[:, CLASS_NAMES.index(cls)] = UNKNOWN
+        nothing_seen = ~seen.any(axis=0)
+        for kind, cls in _KIND_CLASSES.items():
+            labels[:, CLASS_NAMES.index(cls)] = np.where(
+                kinds == UNKNOWN, UNKNOWN, (kinds == kind) & nothing_seen
+            )
         patterns = clean + rng.normal(size=clean.shape) * sigma
         return patterns.astype(np.float32), labels
+
+
+def background_kinds(store: str, samples: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Where the points (``samples``, ``points``) lie by the store's phase fit:
+    :data:`STEEL`, :data:`RESIN` or :data:`OTHER`; :data:`UNKNOWN` in unfitted samples."""
+    kinds = np.full(len(points), UNKNOWN, np.int8)
+    for sample in np.unique(samples):
+        try:
+            where = point_kinds(store, str(sample))
+        except StoreError:  # no phase fit: unknown
+            continue
+        mine = samples == sample
+        p = points[mine]
+        kinds[mine] = np.select([where.steel[p], where.resin[p]], [STEEL, RESIN], OTHER)
+    return kinds
 
 
 def store_synthesizer(
     store: str, phases: PhasesConfig, *, n_backgrounds: int, seed: int
 ) -> PatternSynthesizer:
     """A pattern synthesizer on the store's 2theta axis and wavelength, with backgrounds
-    and noise taken from ``n_backgrounds`` valid points drawn at random over all samples."""
+    and noise taken from ``n_backgrounds`` valid points drawn at random over all samples
+    (and their kinds from the store's phase fit, where there is one)."""
     root = open_store(store)
     drawn = random_valid_points(root, n_backgrounds, seed)
+    finite = np.isfinite(drawn.patterns).all(axis=1)
     return PatternSynthesizer(
         tth_axis(root),
         store_reference_lines(store, phases),
         phases,
         stored_wavelength_a(root),
-        background_library(drawn.patterns),
+        background_library(drawn.patterns[finite]),
         NoiseModel.from_patterns(drawn.patterns, drawn.sigma),
+        kinds=background_kinds(store, drawn.samples[finite], drawn.points[finite]),
     )
 
 

@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= data/demo
 SEED ?= 0
+# pytest-xdist workers of `make test` (one test module per worker at a time).
+TEST_WORKERS ?= 2
 
 .PHONY: run test test-fast lint typecheck format simulate-full bench-process bench-classifier bench-fit bench-al server worker deploy clean
 
@@ -34,7 +36,7 @@ run: $(BIN)/.installed
 
 ## Lint, format check, type check of the core and the whole test suite.
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## The quick loop: lint, types and the tests not marked slow (under 2 minutes).
 test-fast: lint typecheck

@@ -38,8 +38,9 @@ JOBQUEUE_CLUSTERS = {
 
 def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
     """A local cluster of single-threaded processes, an existing scheduler, or a
-    batch-system cluster (dask-jobqueue, adaptive), as ``cfg`` says."""
-    from prefect_dask import DaskTaskRunner
+    batch-system cluster (dask-jobqueue, adaptive), as ``cfg`` says; a cluster slow to
+    stop after the work does not fail the flow (:mod:`flows.dask_runner`)."""
+    from flows.dask_runner import StopTolerantDaskTaskRunner as DaskTaskRunner
 
     if cfg.address:
         return DaskTaskRunner(address=cfg.address)

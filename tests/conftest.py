@@ -28,6 +28,16 @@ from xrdmap.simulate import geometry
 from xrdmap.simulate.beamtime import LINES_TTH_RANGE, simulate_beamtime
 from xrdmap.simulate.frames import FrameSimulator, PointState
 
+#: The longest module (a Prefect server, a worker and seven flow runs, about 2.5 min):
+#: collected first, so that with ``pytest -n 2 --dist loadfile`` (``make test``) it
+#: runs beside the others instead of alone at the end.
+FIRST_MODULES = ("test_deployments.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in FIRST_MODULES)
+
+
 #: Small samples spanning resin -> rust -> steel (rows cover the whole depth).
 TINY_SAMPLES = (
     SampleSpec(name="A_urban", condition="C03", grid=(80, 4)),

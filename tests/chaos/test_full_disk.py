@@ -55,7 +55,9 @@ def test_labels_import_on_a_full_disk_is_one_line_and_keeps_what_was_stored(
     out = xrdmap("labels", "import", store, more)
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].endswith(f"{store}: cannot write: No space left on device")
+    assert len(lines) == 1 and lines[0].endswith(
+        f"{store}: cannot write: No space left on device"
+    ), out.stderr
     filler.unlink()
     export = xrdmap("labels", "export", store, "--out", tmp_path / "out.csv")
     assert export.returncode == 0, export.stderr

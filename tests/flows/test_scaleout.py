@@ -46,3 +46,40 @@ def test_local_and_address_runners():
 def test_address_and_jobqueue_together_are_refused():
     with pytest.raises(ValidationError, match="either address or jobqueue"):
         DaskConfig(address="tcp://x:1", jobqueue=JobqueueConfig())
+
+
+@pytest.mark.slow
+def test_a_cluster_slow_to_stop_does_not_fail_a_finished_flow(prefect_server, monkeypatch):
+    """distributed's nanny, hurried as on a loaded machine (no time to stop), times out
+    while the runner exits: the flow's result stands; a flow's own error still fails it."""
+    import distributed.nanny
+    from prefect import flow, task
+    from prefect_dask import DaskTaskRunner
+
+    close = distributed.nanny.Nanny.close
+
+    async def hurried(self, timeout=5, reason="nanny-close"):
+        return await close(self, timeout=0, reason=reason)
+
+    monkeypatch.setattr(distributed.nanny.Nanny, "close", hurried)
+
+    @task
+    def square(x: int) -> int:
+        return x * x
+
+    def run(runner, fail=False):
+        @flow(task_runner=runner)
+        def squares() -> int:
+            total = sum(f.result() for f in [square.submit(k) for k in range(4)])
+            if fail:
+                raise ValueError("the flow's own error")
+            return total
+
+        return squares()
+
+    config = DaskConfig(n_workers=1)
+    with pytest.raises(TimeoutError):  # what Prefect's own runner does
+        run(DaskTaskRunner(cluster_kwargs=dask_task_runner(config).cluster_kwargs))
+    assert run(dask_task_runner(config)) == 14
+    with pytest.raises(ValueError, match="the flow's own error"):
+        run(dask_task_runner(config), fail=True)

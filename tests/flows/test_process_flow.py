@@ -90,6 +90,8 @@ def test_readable_with_xarray(processed):
     np.testing.assert_array_equal(ds["x_um"], positions[:, 0])
     np.testing.assert_array_equal(ds["patterns"].y_um, positions[:, 1])
     assert 9.5 < float(ds["tth_deg"][0]) < 10
+    strip = ds.patterns.where(ds.x_um < positions[:, 0].max()).mean("point")  # README's
+    assert strip.shape == (300,) and np.isfinite(strip.values).all()
 
 
 def test_second_run_does_no_work(processed, tiny_beamtime, small_cfg):

@@ -182,11 +182,17 @@ class PointKinds:
     resin: np.ndarray  #: (n,) bool: neither, the epoxy halo at least half its resin level
 
 
-def _point_kinds(fit: zarr.Group) -> PointKinds:
-    names, labels = list(fit.attrs["phases"]), list(fit.attrs["labels"])
-    quantified = np.array(fit.attrs["quantified"])
+def _rust_columns(fit: zarr.Group) -> list[int]:
+    """The fit's columns of the quantified rust phases."""
+    quantified = fit.attrs["quantified"]
+    return [k for k, lab in enumerate(fit.attrs["labels"]) if lab in RUST_LABELS and quantified[k]]
+
+
+def _point_kinds(fit: zarr.Group, halo: np.ndarray) -> PointKinds:
+    """The kinds from ``fit`` and its ``halo`` (read once by the caller)."""
+    names = list(fit.attrs["phases"])
     scale, scale_sigma = fit["scale"][:], fit["scale_sigma"][:]
-    rust_cols = [k for k, lab in enumerate(labels) if lab in RUST_LABELS and quantified[k]]
+    rust_cols = _rust_columns(fit)
     rust_scale = np.nansum(scale[:, rust_cols], axis=1)
     rust_sigma = np.sqrt(np.nansum(scale_sigma[:, rust_cols] ** 2, axis=1))
     significant = rust_scale >= RUST_SIGMAS * np.maximum(rust_sigma, 1e-12)
@@ -195,7 +201,7 @@ def _point_kinds(fit: zarr.Group) -> PointKinds:
     lines_sigma = np.sqrt(np.nansum(scale_sigma[:, steel_lines] ** 2, axis=1))
     # edges at half height (the beam centre on the boundary): the fluorescence halfway
     # between rust and steel, the resin halo at half its height in the resin
-    background, halo = fit["background"][:], fit["halo"][:]
+    background = fit["background"][:]
     steel_level = np.nanpercentile(background, STEEL_PERCENTILE)
     rust_level = np.nanmedian(background[significant]) if significant.any() else 0.0
     if steel_level >= FLUORESCENCE_CONTRAST * rust_level:
@@ -211,24 +217,23 @@ def _point_kinds(fit: zarr.Group) -> PointKinds:
 def point_kinds(store: str, sample: str) -> PointKinds:
     """Rust, steel and resin points of ``sample`` by its published phase fit (a
     StoreError naming the sample if it has none)."""
-    return _point_kinds(read_phase_fit(open_store(store), sample))
+    fit = read_phase_fit(open_store(store), sample)
+    return _point_kinds(fit, fit["halo"][:])
 
 
 def sample_layers(store: str, sample: str) -> SampleLayers:
     """The cross-section numbers of ``sample`` from its published phase fit."""
     root = open_store(store)
     fit = read_phase_fit(root, sample)
-    kinds = _point_kinds(fit)
+    halo = fit["halo"][:]
+    kinds = _point_kinds(fit, halo)
     rust, steel = kinds.rust, kinds.steel
     names = list(fit.attrs["phases"])
     quantified = np.array(fit.attrs["quantified"])
     density = np.array(fit.attrs["density_g_cm3"])
     scale = fit["scale"][:]
     weight = fit["weight_fraction"][:]
-    rust_cols = [
-        k for k, lab in enumerate(fit.attrs["labels"]) if lab in RUST_LABELS and quantified[k]
-    ]
-    halo = fit["halo"][:]
+    rust_cols = _rust_columns(fit)
     positions = sample_group(root, sample)["positions"][:]
     rows_y = on_grid(root, sample, positions[:, 1])
     step = float(np.nanmedian(np.abs(np.diff(rows_y, axis=0)))) if rows_y.shape[0] > 1 else 1.0

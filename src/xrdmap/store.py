@@ -360,7 +360,10 @@ def writing(store: str) -> Iterator[None]:
 def consolidate(store: str) -> None:
     """Gather the metadata of every group and array of ``store`` into its root's
     ``zarr.json`` (Zarr's consolidated metadata: xarray opens a sample in one read).
-    Rewrites the root's metadata: call it only holding the write lock."""
+    Rewrites the root's metadata: call it only holding the write lock. A store not laid
+    out yet (a run that failed before its layout) is left alone."""
+    if read_root_record(store, ROOT_ATTR) is None:
+        return
     with writing(store), warnings.catch_warnings():
         # Zarr notes that v3 consolidated metadata is its own extension: xarray's default
         # and what it asks for; other readers ignore it.
@@ -378,11 +381,9 @@ def exclusive_writer(store: str, *, wait_s: float = 0.0) -> Iterator[None]:
             yield
         except BaseException:
             with suppress(StoreError, FileNotFoundError):  # the block's error comes first
-                if read_root_record(store, ROOT_ATTR) is not None:
-                    consolidate(store)
+                consolidate(store)
             raise
-        if read_root_record(store, ROOT_ATTR) is not None:
-            consolidate(store)
+        consolidate(store)
 
 
 def consolidate_unless_busy(store: str) -> None:

@@ -6,7 +6,7 @@ import inspect
 
 import numpy as np
 
-from xrdmap.classes import CLASS_NAMES
+from xrdmap.classes import CLASS_NAMES, exclusions
 from xrdmap.config import TrainConfig
 from xrdmap.features import augment, log_features, pattern_features, with_peaks
 
@@ -117,7 +117,12 @@ class DenseClassifier:
             raise ValueError(f"{n_classes} label columns for {len(self.classes)} classes")
         self.classes_ = np.asarray(self.classes)
         return build_dense_classifier(
-            n_inputs, n_classes, hidden=self.hidden, dropout=self.dropout, l2=self.l2
+            n_inputs,
+            n_classes,
+            hidden=self.hidden,
+            dropout=self.dropout,
+            l2=self.l2,
+            exclusions=exclusions(self.classes),
         )
 
     def pretrain(self, synthetic: tuple[np.ndarray, np.ndarray]) -> DenseClassifier:

@@ -7,6 +7,7 @@ import numpy as np
 
 from models.classifier import DenseClassifier
 from xrdmap.calibration import ensemble_confidence, fit_temperature
+from xrdmap.classes import CLASS_NAMES, exclusions
 from xrdmap.config import TrainConfig
 from xrdmap.features import pattern_features
 
@@ -18,10 +19,11 @@ class CalibratedEnsemble:
     labels (:func:`xrdmap.calibration.fit_temperature`).
 
     The confidence of a class is the mean over members of their calibrated confidences;
-    the spread (standard deviation over members) says how much they disagree. Fitted
-    state: ``members_``, ``temperature_``, ``model_`` (one Keras network of all members,
-    output (n, n_members, n_classes), saved as one registry file), ``history_`` (the
-    first member's).
+    the spread (standard deviation over members) says how much they disagree. A class
+    that others exclude (:data:`xrdmap.classes.EXCLUDED_BY`) is gated by them in every
+    member. Fitted state: ``members_``, ``exclusions_``, ``temperature_``, ``model_``
+    (one Keras network of all members, output (n, n_members, n_classes), saved as one
+    registry file), ``history_`` (the first member's).
     """
 
     def __init__(self, *, n_members: int = 5, **classifier) -> None:
@@ -57,12 +59,15 @@ class CalibratedEnsemble:
                 member.pretrained_ = shared.pretrained_
             members.append(member.fit(patterns, labels, val_patterns, val_labels))
         self.members_ = members
+        self.exclusions_ = exclusions(self.classifier.get("classes", CLASS_NAMES))
         self.history_ = members[0].history_
         self.temperature_ = 1.0
         if val_patterns is not None and len(val_patterns):
             logits = self._member_logits(pattern_features(val_patterns))
-            self.temperature_ = fit_temperature(logits, val_labels)
-        self.model_ = build_ensemble([m.model_ for m in members], self.temperature_)
+            self.temperature_ = fit_temperature(logits, val_labels, self.exclusions_)
+        self.model_ = build_ensemble(
+            [m.model_ for m in members], self.temperature_, self.exclusions_
+        )
         return self
 
     def _member_logits(self, x: np.ndarray) -> np.ndarray:
@@ -85,7 +90,9 @@ class CalibratedEnsemble:
         if ok.any():
             logits = self._member_logits(x[ok])
             for k in range(self.n_members):
-                out[ok, k] = ensemble_confidence(logits[k : k + 1], self.temperature_)
+                out[ok, k] = ensemble_confidence(
+                    logits[k : k + 1], self.temperature_, self.exclusions_
+                )
         return out.astype(np.float32)
 
     def predict_proba(self, patterns: np.ndarray) -> np.ndarray:

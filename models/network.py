@@ -4,6 +4,36 @@ from __future__ import annotations
 
 import keras
 
+from xrdmap.classes import Exclusions
+
+
+@keras.saving.register_keras_serializable(package="xrdmap")
+class ExcludedBy(keras.layers.Layer):
+    """Confidences (n, classes) -> the same, each excluded class multiplied by the product
+    of (1 - confidence) of the classes that exclude it (``pairs``:
+    :func:`xrdmap.classes.exclusions`). No gradient flows into the excluding classes:
+    they learn from their own labels only, the excluded class's logit learns the rest."""
+
+    def __init__(self, pairs: Exclusions, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pairs = [(int(i), [int(j) for j in others]) for i, others in pairs]
+
+    def call(self, confidence):
+        ops = keras.ops
+        columns = [confidence[:, k] for k in range(confidence.shape[-1])]
+        for excluded, others in self.pairs:
+            for other in others:
+                columns[excluded] = columns[excluded] * (
+                    1.0 - ops.stop_gradient(confidence[:, other])
+                )
+        return ops.stack(columns, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "pairs": self.pairs}
+
 
 def build_dense_classifier(
     n_inputs: int,
@@ -12,9 +42,11 @@ def build_dense_classifier(
     hidden: tuple[int, ...] = (256, 128),
     dropout: float = 0.2,
     l2: float = 1e-4,
+    exclusions: Exclusions = (),
 ) -> keras.Model:
     """Pattern features -> one sigmoid confidence per class (its input, the logit, is the
-    output of the layer named ``logit``: an ensemble calibrates it)."""
+    output of the layer named ``logit``: an ensemble calibrates it), passed through
+    :class:`ExcludedBy` where classes exclude others."""
     inputs = keras.Input(shape=(n_inputs,), name="pattern")
     x = inputs
     for i, width in enumerate(hidden):
@@ -27,13 +59,18 @@ def build_dense_classifier(
         x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
     logit = keras.layers.Dense(n_classes, name="logit")(x)
     outputs = keras.layers.Activation("sigmoid", name="confidence")(logit)
+    if exclusions:
+        outputs = ExcludedBy(exclusions, name="excluded_by")(outputs)
     return keras.Model(inputs, outputs, name="xrdmap_dense")
 
 
-def build_ensemble(members: list[keras.Model], temperature: float) -> keras.Model:
+def build_ensemble(
+    members: list[keras.Model], temperature: float, exclusions: Exclusions = ()
+) -> keras.Model:
     """One network of ``members`` (each from :func:`build_dense_classifier`): features ->
     (n, n_members, n_classes), each member's sigmoid of its logit divided by
-    ``temperature`` (calibration). Standard layers only: it loads in safe mode."""
+    ``temperature`` (calibration), then its class ``exclusions``. Standard layers and
+    :class:`ExcludedBy` only: it loads in safe mode."""
     inputs = keras.Input(shape=members[0].input_shape[1:], name="pattern")
     n_classes = members[0].output_shape[-1]
     stacked = []
@@ -41,6 +78,8 @@ def build_ensemble(members: list[keras.Model], temperature: float) -> keras.Mode
         logit = keras.Model(member.inputs, member.get_layer("logit").output, name=f"member_{k}")
         scaled = keras.layers.Rescaling(1.0 / temperature, name=f"calibrate_{k}")(logit(inputs))
         prob = keras.layers.Activation("sigmoid", name=f"confidence_{k}")(scaled)
+        if exclusions:
+            prob = ExcludedBy(exclusions, name=f"excluded_by_{k}")(prob)
         stacked.append(keras.layers.Reshape((1, n_classes), name=f"stack_{k}")(prob))
     outputs = keras.layers.Concatenate(axis=1, name="members")(stacked)
     return keras.Model(inputs, outputs, name="xrdmap_ensemble")

@@ -104,9 +104,13 @@ def _load(path: str, sha256: str):
     """The network at ``path`` whose bytes have ``sha256`` (the cache key)."""
     import keras
 
+    from models.network import ExcludedBy
+
     # Loaded for prediction only: without compile, no optimizer state is restored.
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        return keras.saving.load_model(
+            path, compile=False, safe_mode=True, custom_objects={"ExcludedBy": ExcludedBy}
+        )
     except Exception as exc:  # Keras raises many types for a file it cannot load
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         raise RegistryError(f"{path}: not a Keras model this version can load ({first})") from None

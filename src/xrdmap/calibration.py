@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from xrdmap.classes import Exclusions, apply_exclusions
+
 N_BINS = 10
 #: Temperatures searched (log-uniform bounds): sharper up to 20x, softer up to 20x.
 TEMPERATURE_BOUNDS = (0.05, 20.0)
@@ -60,13 +62,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def ensemble_confidence(logits: np.ndarray, temperature: float) -> np.ndarray:
+def ensemble_confidence(
+    logits: np.ndarray, temperature: float, exclusions: Exclusions = ()
+) -> np.ndarray:
     """(members, n, classes) logits -> (n, classes): the mean over members of the
-    sigmoid of each logit divided by ``temperature``."""
-    return _sigmoid(np.asarray(logits, dtype=np.float64) / temperature).mean(axis=0)
+    sigmoid of each logit divided by ``temperature``, each member's confidences passed
+    through the class ``exclusions`` (:func:`xrdmap.classes.apply_exclusions`)."""
+    member = _sigmoid(np.asarray(logits, dtype=np.float64) / temperature)
+    return apply_exclusions(member, exclusions).mean(axis=0)
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, exclusions: Exclusions = ()) -> float:
     """The most probable temperature given held-out ``labels`` (n, classes; -1 =
     unknown, not counted): the binary cross-entropy of :func:`ensemble_confidence`
     summed over the known labels, plus a Gaussian prior on its logarithm
@@ -79,7 +85,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     eps = 1e-7
 
     def loss(log_t: float) -> float:
-        p = np.clip(ensemble_confidence(logits, float(np.exp(log_t))), eps, 1 - eps)
+        p = np.clip(ensemble_confidence(logits, float(np.exp(log_t)), exclusions), eps, 1 - eps)
         nll = -(y * np.log(p) + (1 - y) * np.log(1 - p))
         return float(nll[known].sum() + 0.5 * (log_t / LOG_TEMPERATURE_PRIOR) ** 2)
 

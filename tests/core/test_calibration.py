@@ -55,3 +55,22 @@ def test_a_few_labels_all_right_do_not_sharpen_without_limit():
     labels = rng.integers(0, 2, (29, 9))
     logits = np.stack([np.where(labels == 1, 3.0, -3.0) + rng.normal(0, 0.3, labels.shape)] * 5)
     assert 0.4 < fit_temperature(logits, labels) < 1.0
+
+
+def test_an_excluded_class_is_gated_in_each_member_before_the_mean():
+    """ "Fe without peaks" times (1 - Fe(BCC)) (1 - Fe(FCC)), member by member: the mean
+    of gated members, not the gated mean; the other classes are untouched."""
+    from xrdmap.classes import CLASS_NAMES, exclusions
+
+    col = {c: i for i, c in enumerate(CLASS_NAMES)}
+    rules = exclusions()
+    assert rules == [(col["Fe without peaks"], [col["Fe(BCC)"], col["Fe(FCC)"]])]
+    logits = np.random.default_rng(3).normal(0, 2, (2, 5, len(CLASS_NAMES)))
+    plain = _sigmoid(logits)
+    gated = ensemble_confidence(logits, 1.0, rules)
+    fwp, bcc, fcc = col["Fe without peaks"], col["Fe(BCC)"], col["Fe(FCC)"]
+    expected = (plain[..., fwp] * (1 - plain[..., bcc]) * (1 - plain[..., fcc])).mean(axis=0)
+    np.testing.assert_allclose(gated[:, fwp], expected)
+    others = [i for i in range(len(CLASS_NAMES)) if i != fwp]
+    np.testing.assert_allclose(gated[:, others], plain.mean(axis=0)[:, others])
+    assert not np.allclose(gated[:, fwp], ensemble_confidence(logits, 1.0)[:, fwp])

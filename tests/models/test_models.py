@@ -154,6 +154,31 @@ def test_the_ensemble_is_one_network_of_calibrated_members(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False, safe_mode=True)
     found = loaded.predict(pattern_features(x[100:]), verbose=0)
     np.testing.assert_allclose(found, members, atol=1e-5)
+    col = {c: i for i, c in enumerate(CLASS_NAMES)}
+    ferrite_free = (1 - found[..., col["Fe(BCC)"]]) * (1 - found[..., col["Fe(FCC)"]])
+    assert (found[..., col["Fe without peaks"]] <= ferrite_free + 1e-6).all()
     conf, spread = ensemble_output(found, np.ones(20, bool), len(CLASS_NAMES))
     np.testing.assert_allclose(conf, ens.predict_proba(x[100:]), atol=1e-5)
     np.testing.assert_allclose(spread, members.std(axis=1), atol=1e-5)
+
+
+def test_the_exclusion_layer_gates_and_leaves_the_excluding_classes_untaught():
+    """ExcludedBy gives what numpy gives; the gradient of the excluded class reaches its
+    own input only (the excluding classes learn from their own labels)."""
+    import tensorflow as tf
+
+    from models.network import ExcludedBy
+    from xrdmap.classes import apply_exclusions, exclusions
+
+    rules = exclusions()
+    (fwp, (bcc, fcc)) = rules[0]
+    conf = tf.constant(np.random.default_rng(5).random((6, len(CLASS_NAMES))), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(conf)
+        out = ExcludedBy(rules)(conf)
+        target = tf.reduce_sum(out[:, fwp])
+    np.testing.assert_allclose(out.numpy(), apply_exclusions(conf.numpy(), rules), rtol=1e-6)
+    grad = tape.gradient(target, conf).numpy()
+    assert (grad[:, [bcc, fcc]] == 0).all()
+    c = conf.numpy()
+    np.testing.assert_allclose(grad[:, fwp], (1 - c[:, bcc]) * (1 - c[:, fcc]), rtol=1e-6)

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 
 from flows.hooks import record_failure
-from flows.predict import predict_store
-from flows.runtime import dask_task_runner
+from flows.predict import predict_runner, predict_store
 from tasks.active_learning import (
     build_relabel_queue,
     open_round,
@@ -118,7 +117,9 @@ def active_learning(
             )
         wait_for_labels(store, queue_csv, min_labels=min_labels, poll_s=poll_s, timeout_s=timeout_s)
         version, card = train_model(store, cfg, phases)
-        predict_store.with_options(task_runner=dask_task_runner(dask))(store, registry, version)
+        predict_store.with_options(task_runner=predict_runner(store, dask))(
+            store, registry, version
+        )
         metrics = card["test_metrics"]
         mean = (sum(m["accuracy"] for m in metrics.values()) / len(metrics)) if metrics else None
         record = record_round(

@@ -23,7 +23,7 @@ from flows.active_learning import query_relabel
 from flows.beamtime_report import beamtime_report
 from flows.hooks import record_failure
 from flows.phase_fit import fit_phases
-from flows.predict import predict_store
+from flows.predict import predict_runner, predict_store
 from flows.process_beamtime import process_beamtime
 from flows.runtime import dask_task_runner
 from tasks.catalog import choose_beamtimes, latest_model_version, record_pipeline
@@ -62,7 +62,9 @@ def beamtime_pipeline(
     version = model_version or latest_model_version(registry)
     if "predict" in stages:
         if version:
-            predict_store.with_options(task_runner=runner)(store, registry, version)
+            predict_store.with_options(task_runner=predict_runner(store, cfg.dask))(
+                store, registry, version
+            )
         else:
             logger.warning("no model in %s yet: prediction and maps skipped", registry)
     if "report" in stages:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 from prefect.futures import wait
+from prefect.task_runners import TaskRunner
 
 from flows.hooks import record_failure
-from flows.runtime import dask_task_runner
+from flows.runtime import sized_task_runner
 from tasks.predict import (
     draw_maps,
     predict_chunk,
@@ -18,7 +19,7 @@ from tasks.predict import (
     resolve_model_version,
 )
 from xrdmap.config import DaskConfig
-from xrdmap.store import exclusive_writer
+from xrdmap.store import exclusive_writer, patterns_mb
 from xrdmap.store import maps_dir as default_maps_dir
 
 
@@ -73,6 +74,12 @@ def predict_store(
     return summary
 
 
+def predict_runner(store: str, dask: DaskConfig) -> TaskRunner:
+    """The Dask cluster that ``dask`` describes, or threads in this process for a store
+    whose patterns are smaller than ``dask.in_process_below_mb``."""
+    return sized_task_runner(dask, patterns_mb(store))
+
+
 def run_predict_store(
     store: str,
     registry: str,
@@ -82,8 +89,7 @@ def run_predict_store(
     maps_dir: str | None,
     resample: bool = False,
 ) -> PredictSummary:
-    """Run the flow on the Dask cluster that ``dask`` describes."""
-    runner = dask_task_runner(dask)
-    return predict_store.with_options(task_runner=runner)(
+    """Run the flow on :func:`predict_runner`."""
+    return predict_store.with_options(task_runner=predict_runner(store, dask))(
         store, registry, version, maps_dir, resample
     )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from xrdmap.config import DaskConfig
 
 if TYPE_CHECKING:
+    from prefect.task_runners import TaskRunner
     from prefect_dask import DaskTaskRunner
 
 #: dask-jobqueue cluster class per batch system.
@@ -69,6 +70,18 @@ def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
     if cfg.n_workers:
         kwargs["n_workers"] = cfg.n_workers
     return DaskTaskRunner(cluster_kwargs=kwargs)
+
+
+def sized_task_runner(cfg: DaskConfig, input_mb: float) -> TaskRunner:
+    """Prefect's thread pool in the flow's own process when ``cfg`` names no scheduler
+    or batch cluster and the flow reads less than ``cfg.in_process_below_mb``
+    (starting a local cluster, whose workers each import TensorFlow and load the model,
+    costs more than such work); :func:`dask_task_runner` otherwise."""
+    if cfg.address or cfg.jobqueue or input_mb >= cfg.in_process_below_mb:
+        return dask_task_runner(cfg)
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=cfg.n_workers or os.cpu_count())
 
 
 def quiet_defaults(*, console_level: str = "INFO") -> None:

@@ -273,6 +273,13 @@ class DaskConfig(_Model):
     n_workers: int | None = Field(None, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     jobqueue: JobqueueConfig | None = None
+    in_process_below_mb: float = Field(
+        512,
+        ge=0,
+        description="Flows that read less than this (predict: the patterns, float32 MB) "
+        "run their tasks on threads in their own process when no scheduler or batch "
+        "cluster is named; 0 = always a Dask cluster",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DaskConfig:

@@ -445,6 +445,12 @@ def sample_sizes(store: str) -> dict[str, int]:
     return {s: sample_group(root, s)["status"].shape[0] for s in samples(root)}
 
 
+def patterns_mb(store: str) -> float:
+    """Uncompressed size of every sample's patterns, MB (what a prediction reads)."""
+    root = open_store(store)
+    return sum(sample_group(root, s)["patterns"].nbytes for s in samples(root)) / 1e6
+
+
 def tth_axis(root: zarr.Group) -> np.ndarray:
     """(nbins,) 2theta bin centres in degrees (one axis for every sample)."""
     return sample_group(root, samples(root)[0])["tth_deg"][:]

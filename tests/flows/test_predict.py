@@ -20,10 +20,13 @@ def test_predict_keeps_every_version_and_draws_maps(
     from xrdmap.features import pattern_features
 
     registry, v1, v2, _ = two_versions
-    dask = DaskConfig(n_workers=2)
-    first = run_predict_store(tiny_store, registry, dask, version=v1, maps_dir=str(tmp_path / "m1"))
+    on_dask = DaskConfig(n_workers=2, in_process_below_mb=0)
+    first = run_predict_store(
+        tiny_store, registry, on_dask, version=v1, maps_dir=str(tmp_path / "m1")
+    )
+    in_process = DaskConfig(n_workers=2)  # the tiny store is far below 512 MB
     latest = run_predict_store(
-        tiny_store, registry, dask, version=None, maps_dir=str(tmp_path / "m2")
+        tiny_store, registry, in_process, version=None, maps_dir=str(tmp_path / "m2")
     )
     assert (first.version, latest.version) == (v1, v2) and latest.n_points == 731
     root = zarr.open_group(tiny_store, mode="r")
@@ -33,14 +36,15 @@ def test_predict_keeps_every_version_and_draws_maps(
     assert c1.shape == (320, len(CLASS_NAMES)) and ((c1 >= 0) & (c1 <= 1)).all()
     assert group[v1].attrs["classes"] == list(CLASS_NAMES)
     assert group[v1].attrs["model_version"] == v1 and not np.allclose(c1, c2)
-    members = load_model(registry, v1).predict(
-        pattern_features(root["samples/A_urban/patterns"][:5]), verbose=0
-    )
-    assert members.shape == (5, 1, len(CLASS_NAMES))  # QUICK_TRAIN: one member
-    np.testing.assert_allclose(c1[:5], members.mean(axis=1), atol=1e-5)
+    patterns = pattern_features(root["samples/A_urban/patterns"][:])
+    members = load_model(registry, v1).predict(patterns, verbose=0)
+    assert members.shape == (320, 1, len(CLASS_NAMES))  # QUICK_TRAIN: one member
+    np.testing.assert_allclose(c1, members.mean(axis=1), atol=1e-5)  # on Dask
     spread = root["samples/A_urban/spread"][v1]
-    np.testing.assert_allclose(spread[:5], members.std(axis=1), atol=1e-5)
+    np.testing.assert_allclose(spread[:], members.std(axis=1), atol=1e-5)
     assert np.isfinite(spread[:]).all()
+    in_threads = load_model(registry, v2).predict(patterns, verbose=0).mean(axis=1)
+    np.testing.assert_allclose(c2, in_threads, atol=1e-5)  # on threads: just as right
     import xarray as xr  # the consolidated metadata was refreshed by each prediction
 
     conf = xr.open_zarr(tiny_store, group="samples/A_urban/confidence", consolidated=True)

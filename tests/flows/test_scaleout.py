@@ -43,6 +43,23 @@ def test_local_and_address_runners():
     assert local.cluster_kwargs["n_workers"] == 3 and local.cluster_kwargs["processes"]
 
 
+def test_small_work_runs_in_process_unless_a_cluster_is_named():
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from flows.runtime import sized_task_runner
+
+    local = DaskConfig(n_workers=2)  # in_process_below_mb: 512 by default
+    assert isinstance(sized_task_runner(local, 137.0), ThreadPoolTaskRunner)
+    assert isinstance(sized_task_runner(local, 600.0), DaskTaskRunner)
+    never = DaskConfig(in_process_below_mb=0)
+    assert isinstance(sized_task_runner(never, 0.1), DaskTaskRunner)
+    named = DaskConfig(address="tcp://10.0.0.5:8786")
+    assert sized_task_runner(named, 0.1).address == "tcp://10.0.0.5:8786"
+    batch = DaskConfig(jobqueue=JobqueueConfig(system="slurm"))
+    assert isinstance(sized_task_runner(batch, 0.1), DaskTaskRunner)
+
+
 def test_address_and_jobqueue_together_are_refused():
     with pytest.raises(ValidationError, match="either address or jobqueue"):
         DaskConfig(address="tcp://x:1", jobqueue=JobqueueConfig())

@@ -7,7 +7,7 @@ SEED ?= 0
 # pytest-xdist workers of `make test` (one test module per worker at a time).
 TEST_WORKERS ?= 2
 
-.PHONY: run test test-fast lint typecheck format simulate-full bench-process bench-classifier bench-fit bench-al server worker deploy clean
+.PHONY: run test test-fast lint typecheck format simulate-full bench-process bench-classifier bench-fit bench-predict bench-al server worker deploy clean
 
 # Operations (see README "Operations"): where the deployments find things.
 PREFECT_PORT ?= 4200
@@ -79,6 +79,12 @@ bench-fit: $(BIN)/.installed
 	test -f data/full.zarr/zarr.json || $(MAKE) bench-process
 	$(BIN)/xrdmap fit data/full.zarr
 	$(BIN)/python benchmarks/phase_fit_benchmark.py data/full.zarr data/full/truth
+
+## Predict and query on the full preset against the model alone and the Dask path (~5 min;
+## the first run trains a model into data/full-registry, ~3 min more).
+bench-predict: $(BIN)/.installed
+	test -f data/full.zarr/zarr.json || $(MAKE) bench-process
+	$(BIN)/python benchmarks/predict_benchmark.py data/full.zarr data/full/truth --registry data/full-registry
 
 ## Active learning against random selection, simulated oracle (5 seeds; ~40 min).
 bench-al: $(BIN)/.installed

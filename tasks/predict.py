@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -67,19 +70,24 @@ def png_markdown(path: Path, title: str) -> str:
 
 @task(name="draw-maps", cache_policy=NO_CACHE)
 def draw_maps(store: str, samples: list[str], version: str, out_dir: str) -> list[str]:
-    """PNG maps per sample and an overview; published as markdown artifacts too."""
+    """PNG maps per sample and an overview; published as markdown artifacts too. The
+    samples' maps are drawn in fresh processes, one per core, while this one draws the
+    overview (Matplotlib holds the GIL: threads would draw one map at a time)."""
     out = Path(out_dir)
-    paths = []
-    for sample in samples:
-        conf_png, phase_png = write_sample_maps(store, sample, version, out)
-        paths += [conf_png, phase_png]
-        create_markdown_artifact(
-            markdown=png_markdown(phase_png, f"{sample}: corrosion products")
-            + png_markdown(conf_png, f"{sample}: confidence per class"),
-            key=store_artifact_key("maps", store, sample),
-            description=f"Maps of {sample}, model {version}",
-        )
-    overview = write_overview(store, version, out)
+    workers = max(1, min(len(samples), os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        drawn = [pool.submit(write_sample_maps, store, s, version, out) for s in samples]
+        overview = write_overview(store, version, out)
+        paths = []
+        for sample, future in zip(samples, drawn, strict=True):
+            conf_png, phase_png = future.result()
+            paths += [conf_png, phase_png]
+            create_markdown_artifact(
+                markdown=png_markdown(phase_png, f"{sample}: corrosion products")
+                + png_markdown(conf_png, f"{sample}: confidence per class"),
+                key=store_artifact_key("maps", store, sample),
+                description=f"Maps of {sample}, model {version}",
+            )
     create_markdown_artifact(
         markdown=png_markdown(overview, "All samples: corrosion products"),
         key=store_artifact_key("overview", store),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from prefect import task
@@ -15,8 +16,9 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from xrdmap.ingest import ChunkReport
-from xrdmap.plan import Plan
+if TYPE_CHECKING:  # the ingest's modules import pyFAI: not for prediction's artifacts
+    from xrdmap.ingest import ChunkReport
+    from xrdmap.plan import Plan
 
 
 def artifact_key(*parts: str) -> str:

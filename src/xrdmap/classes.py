@@ -15,6 +15,8 @@ CLASS_NAMES: tuple[str, ...] = (
     "Fe without peaks",
     "Other",
 )
+#: A class is called present at or above this confidence.
+THRESHOLD = 0.5
 CORROSION_PRODUCTS: tuple[str, ...] = ("Fe3O4", "alpha-FeOOH", "gamma-FeOOH")
 SUBSTRATE_CLASSES: tuple[str, ...] = ("Fe(BCC)", "Fe(FCC)", "Fe3C", "Fe without peaks")
 

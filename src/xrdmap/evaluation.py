@@ -7,11 +7,8 @@ import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
 from xrdmap.calibration import expected_calibration_error
-from xrdmap.classes import CLASS_NAMES
+from xrdmap.classes import CLASS_NAMES, THRESHOLD
 from xrdmap.store import StoreError, latest_predicted, open_store, read_confidences
-
-#: A class is called present at or above this confidence.
-THRESHOLD = 0.5
 
 
 def class_metrics(truth: np.ndarray, confidence: np.ndarray) -> dict[str, dict[str, float]]:

@@ -30,22 +30,32 @@ PEAK_GAIN = 3.0
 
 def log_features(patterns: np.ndarray) -> np.ndarray:
     """(n, nbins) patterns -> (n, nbins) float32 log levels; NaN rows give NaN rows."""
-    p = np.asarray(patterns, dtype=np.float32)
-    return (np.log1p(np.clip(p, 0, None)) / LOG_SCALE).astype(np.float32)
+    out = np.maximum(np.asarray(patterns, dtype=np.float32), np.float32(0))  # NaN stays
+    np.log1p(out, out=out)
+    out /= np.float32(LOG_SCALE)
+    return out
 
 
 def lower_envelope(rows: np.ndarray, width: int = ENVELOPE_BINS) -> np.ndarray:
     """Smooth lower envelope of each row: a running minimum, then a running mean
     (``width`` bins each). Narrow peaks vanish; broad humps and levels stay."""
-    envelope = minimum_filter1d(np.nan_to_num(rows), width, axis=1, mode="nearest")
+    nan = np.isnan(rows)
+    if nan.any():
+        rows = np.where(nan, 0, rows)
+    envelope = minimum_filter1d(rows, width, axis=1, mode="nearest")
     return uniform_filter1d(envelope, width, axis=1, mode="nearest")
 
 
 def with_peaks(levels: np.ndarray) -> np.ndarray:
     """(n, nbins) log levels -> (n, 2 nbins): the levels, then the peaks above their
     smooth lower envelope."""
-    envelope = lower_envelope(levels)
-    return np.concatenate([levels, PEAK_GAIN * (levels - envelope)], axis=1).astype(np.float32)
+    n, nbins = levels.shape
+    out = np.empty((n, 2 * nbins), np.float32)
+    out[:, :nbins] = levels
+    peaks = out[:, nbins:]
+    np.subtract(levels, lower_envelope(levels), out=peaks)
+    peaks *= np.float32(PEAK_GAIN)
+    return out
 
 
 def pattern_features(patterns: np.ndarray) -> np.ndarray:

@@ -55,6 +55,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numcodecs
 import numcodecs.blosc
@@ -62,13 +63,15 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from xrdmap.beamtime import Beamtime, SampleScan
 from xrdmap.config import CompressionConfig, ProcessConfig
 from xrdmap.domain import PATTERN_SETTINGS, PatternDomain
 from xrdmap.errors import StoreBusyError, StoreError
 from xrdmap.hashing import sha256_json
 from xrdmap.locks import WRITE, store_lock
 from xrdmap.sources import STATUS_MEANING, STATUS_OK, STATUS_PENDING
+
+if TYPE_CHECKING:  # pyFAI, which the beamtime imports, is not needed to read a store
+    from xrdmap.beamtime import Beamtime, SampleScan
 
 #: 2: path-free settings record, beamtime.json in it, chunk_source per chunk;
 #: 3: samples under ``samples/``; 4: ``grid_index`` per sample (maps of snake and

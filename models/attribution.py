@@ -32,21 +32,21 @@ def integrated_gradients(model, patterns: np.ndarray, steps: int = STEPS) -> np.
 
     x = pattern_features(patterns).astype(np.float32)
     x0 = pattern_features(baseline_patterns(patterns)).astype(np.float32)
-    nbins = np.asarray(patterns).shape[1]
+    n, nbins = np.asarray(patterns).shape
     alphas = ((np.arange(steps) + 0.5) / steps).astype(np.float32)
-    out = []
-    for xi, x0i in zip(x, x0, strict=True):
-        path = tf.convert_to_tensor(x0i[None, :] + alphas[:, None] * (xi - x0i)[None, :])
-        with tf.GradientTape() as tape:
-            tape.watch(path)
-            conf = model(path, training=False)
-            if len(conf.shape) == 3:  # (steps, members, classes): the ensemble's mean
-                conf = tf.reduce_mean(conf, axis=1)
-            total = tf.reduce_sum(conf, axis=0)  # path points are independent rows
-        grads = tape.jacobian(total, path).numpy()  # (classes, steps, features)
-        attribution = (xi - x0i)[None, :] * grads.mean(axis=1)  # (classes, features)
-        out.append(attribution[:, :nbins] + attribution[:, nbins:])
-    return np.stack(out)
+    # every point's path in one batch: (n * steps, features); each row is independent
+    path = tf.convert_to_tensor(
+        (x0[:, None, :] + alphas[None, :, None] * (x - x0)[:, None, :]).reshape(n * steps, -1)
+    )
+    with tf.GradientTape() as tape:
+        tape.watch(path)
+        conf = model(path, training=False)
+        if len(conf.shape) == 3:  # (rows, members, classes): the ensemble's mean
+            conf = tf.reduce_mean(conf, axis=1)
+    grads = tape.batch_jacobian(conf, path).numpy()  # (rows, classes, features)
+    mean = grads.reshape(n, steps, *grads.shape[1:]).mean(axis=1)  # (n, classes, features)
+    attribution = (x - x0)[:, None, :] * mean
+    return attribution[..., :nbins] + attribution[..., nbins:]
 
 
 def confidences(model, patterns: np.ndarray) -> np.ndarray:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import base64
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -15,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from models.predict import PredictReport, Resampling, predict_region, prepare_predictions
 from models.registry import latest_version
 from tasks.report import store_artifact_key
-from xrdmap.maps import write_overview, write_sample_maps
+from xrdmap.maps import figure_pool, write_overview, write_sample_maps
 from xrdmap.store import ChunkRegion, publish_confidences
 
 
@@ -71,11 +68,10 @@ def png_markdown(path: Path, title: str) -> str:
 @task(name="draw-maps", cache_policy=NO_CACHE)
 def draw_maps(store: str, samples: list[str], version: str, out_dir: str) -> list[str]:
     """PNG maps per sample and an overview; published as markdown artifacts too. The
-    samples' maps are drawn in fresh processes, one per core, while this one draws the
-    overview (Matplotlib holds the GIL: threads would draw one map at a time)."""
+    samples' maps are drawn in a :func:`xrdmap.maps.figure_pool` while this process
+    draws the overview."""
     out = Path(out_dir)
-    workers = max(1, min(len(samples), os.cpu_count() or 1))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with figure_pool(len(samples)) as pool:
         drawn = [pool.submit(write_sample_maps, store, s, version, out) for s in samples]
         overview = write_overview(store, version, out)
         paths = []

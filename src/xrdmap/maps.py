@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +104,13 @@ PANEL_H = 2.2
 MARGIN = {"left": 0.75, "right": 1.1, "bottom": 0.55, "top": 0.75, "wspace": 0.35, "hspace": 0.5}
 LEGEND_W = 3.0
 CONFIDENCE_COLUMNS = 3
+
+
+def figure_pool(n_figures: int) -> ProcessPoolExecutor:
+    """Fresh processes, one per core (at most one per figure), to draw many figures at
+    once: Matplotlib holds the GIL, so threads would draw one figure at a time."""
+    workers = max(1, min(n_figures, os.cpu_count() or 1))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _inches_axes(fig: Figure, left: float, bottom: float, width: float, height: float):

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.label_store import ImportReport, import_labels
 from xrdmap.labels import LabelsError, check_labels_table
+from xrdmap.maps import figure_pool
 from xrdmap.phases import ReferenceLines
 from xrdmap.store import (
     ROOT_ATTR,
@@ -156,6 +157,11 @@ def point_picture(
     fig.savefig(path, dpi=90)
 
 
+def _picture_of(store: str, args: tuple) -> None:
+    """:func:`point_picture` of one queued point, in a :func:`xrdmap.maps.figure_pool`."""
+    point_picture(open_store(store), *args)
+
+
 def _draw_frame(ax, frame: np.ndarray, grid: tuple[np.ndarray, np.ndarray]) -> None:
     """The raw frame, log counts (dead and overflowing pixels blank), with 2theta
     (white, every 5 deg) and chi (grey, every 10 deg) contours."""
@@ -231,15 +237,23 @@ def write_queue(
     queue = pd.concat([queue, rest], axis=1)
     pictures = []
     grids = {s: frame_grid(root, s) for s in dict.fromkeys(table["sample"])}
-    for sample, point, asked in zip(
-        table["sample"], table["point"], table["asked_about"], strict=True
-    ):
-        rel = f"{PICTURES}/{sample}_{int(point)}.png"
-        why = (attributions or {}).get((sample, int(point)))
-        point_picture(
-            root, sample, int(point), version, asked, lines, out_dir / rel, why, grids[sample]
-        )
-        pictures.append(rel)
+    with figure_pool(len(table)) as pool:
+        drawn = []
+        for sample, point, asked in zip(
+            table["sample"], table["point"], table["asked_about"], strict=True
+        ):
+            rel = f"{PICTURES}/{sample}_{int(point)}.png"
+            why = (attributions or {}).get((sample, int(point)))
+            drawn.append(
+                pool.submit(
+                    _picture_of,
+                    store,
+                    (sample, int(point), version, asked, lines, out_dir / rel, why, grids[sample]),
+                )
+            )
+            pictures.append(rel)
+        for future in drawn:
+            future.result()
     queue["picture"] = pictures
     path = out_dir / QUEUE_FILE
     queue.to_csv(path, index=False, float_format="%.4f")

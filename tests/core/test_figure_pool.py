@@ -1,0 +1,22 @@
+"""Many figures are drawn in fresh processes, a few in this one."""
+
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import pytest
+
+from xrdmap.maps import POOL_MIN_FIGURES, figure_pool
+
+
+def test_a_few_figures_stay_in_this_process():
+    with figure_pool(POOL_MIN_FIGURES - 1) as pool:
+        assert isinstance(pool, ThreadPoolExecutor)
+        assert pool.submit(os.getpid).result() == os.getpid()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: no pool of processes")
+def test_many_figures_are_drawn_in_fresh_processes():
+    with figure_pool(15) as pool:
+        assert isinstance(pool, ProcessPoolExecutor)
+        pids = {pool.submit(os.getpid).result() for _ in range(4)}
+    assert os.getpid() not in pids and 1 <= len(pids) <= min(15, os.cpu_count())

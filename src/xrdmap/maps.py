@@ -106,17 +106,18 @@ LEGEND_W = 3.0
 CONFIDENCE_COLUMNS = 3
 
 
-#: Fewest figures worth a pool of processes: each new process imports Matplotlib and
-#: Zarr (1.0-1.5 s measured here) before its first figure (0.5-0.6 s each).
-POOL_MIN_FIGURES = 4
+#: Fewest drawing jobs (a figure or more each) worth a pool of processes: each new
+#: process imports Matplotlib and Zarr (1.0-1.5 s measured here) before its first
+#: figure (0.5-0.6 s each).
+POOL_MIN_JOBS = 4
 
 
-def figure_pool(n_figures: int) -> Executor:
-    """Fresh processes, one per core (at most one per figure), to draw many figures at
-    once (Matplotlib holds the GIL: threads would draw one figure at a time); one
-    thread of this process for fewer than :data:`POOL_MIN_FIGURES` or on one core."""
-    workers = min(n_figures, os.cpu_count() or 1)
-    if n_figures < POOL_MIN_FIGURES or workers < 2:
+def figure_pool(n_jobs: int) -> Executor:
+    """Fresh processes, one per core (at most one per job), to draw many figures at once
+    (Matplotlib holds the GIL: threads would draw one figure at a time); one thread of
+    this process for fewer than :data:`POOL_MIN_JOBS` jobs or on one core."""
+    workers = min(n_jobs, os.cpu_count() or 1)
+    if n_jobs < POOL_MIN_JOBS or workers < 2:
         return ThreadPoolExecutor(1)
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 

@@ -5,11 +5,11 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 
-from xrdmap.maps import POOL_MIN_FIGURES, figure_pool
+from xrdmap.maps import POOL_MIN_JOBS, figure_pool
 
 
 def test_a_few_figures_stay_in_this_process():
-    with figure_pool(POOL_MIN_FIGURES - 1) as pool:
+    with figure_pool(POOL_MIN_JOBS - 1) as pool:
         assert isinstance(pool, ThreadPoolExecutor)
         assert pool.submit(os.getpid).result() == os.getpid()
 

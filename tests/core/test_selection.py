@@ -132,3 +132,27 @@ def test_per_class_batch_gives_every_class_its_turn():
     assert len(set(top_uncertain(uncertainty(conf), 9)) & set(picked[classes == 2])) == 0
     again = per_class_batch(conf, 9, groups=groups, xy=xy, exclude=labeled, seed=0)
     np.testing.assert_array_equal(picked, again[0])
+
+
+def test_a_pool_without_embedding_serves_the_strategies_that_need_none():
+    """The query skips the embedding (2 s on the full preset) unless the strategy
+    clusters in pattern space; such a strategy without one is refused, not guessed."""
+    from xrdmap.active.strategies import STRATEGIES, USES_EMBEDDING, Pool, select
+
+    rng = np.random.default_rng(7)
+    n = 300
+    conf = rng.random((n, 9))
+    pool = Pool(
+        conf,
+        None,
+        rng.choice(["S01", "S02"], n),
+        rng.uniform(0, 500, (n, 2)),
+        np.ones(n, bool),
+        np.array([], int),
+    )
+    for name in STRATEGIES:
+        if name in USES_EMBEDDING:
+            with pytest.raises(ValueError, match="needs the patterns' embedding"):
+                select(name, pool, 6)
+        else:
+            assert len(select(name, pool, 6).picked) == 6

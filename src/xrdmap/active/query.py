@@ -10,6 +10,7 @@ import pandas as pd
 from xrdmap.active.scores import DEFAULT_SCORE, unsure_fraction
 from xrdmap.active.strategies import (
     DEFAULT_STRATEGY,
+    USES_EMBEDDING,
     Pool,
     cold_start_batch,
     pattern_embedding,
@@ -89,12 +90,15 @@ def query_points(
     version = latest_predicted(store) if version is None else version
     labels = stored_labels(store)
     labeled = every.index_of(labels["sample"], labels["point"])
-    embedding = pattern_embedding(pattern_features(every.patterns), seed=seed)
+
+    def embedding() -> np.ndarray:
+        return pattern_embedding(pattern_features(every.patterns), seed=seed)
+
     if version:
         conf = store_confidences(store, version)
         pool = Pool(
             conf,
-            embedding,
+            embedding() if strategy in USES_EMBEDDING else None,
             every.groups,
             every.xy,
             every.valid,
@@ -112,7 +116,7 @@ def query_points(
         valid = every.valid.copy()
         valid[labeled] = False
         picked = cold_start_batch(
-            embedding,
+            embedding(),
             n,
             groups=every.groups,
             xy=every.xy,

@@ -240,7 +240,9 @@ class Pool:
     """Every point a strategy may choose from, and what is known of it."""
 
     confidence: np.ndarray  #: (n, n_classes) confidences of the current model
-    embedding: np.ndarray  #: (n, d) pattern-space coordinates (:func:`pattern_embedding`)
+    #: (n, d) pattern-space coordinates (:func:`pattern_embedding`); None where the
+    #: strategy is not one of :data:`USES_EMBEDDING` (it costs 2 s on the full preset)
+    embedding: np.ndarray | None
     groups: np.ndarray  #: (n,) sample of each point
     xy: np.ndarray  #: (n, 2) position in um
     valid: np.ndarray  #: (n,) bool, the point has a pattern
@@ -260,6 +262,12 @@ class Pool:
             "exclude": self.labeled,
             "seed": self.seed,
         }
+
+    def pattern_space(self) -> np.ndarray:
+        """The embedding, which the strategies of :data:`USES_EMBEDDING` need."""
+        if self.embedding is None:
+            raise ValueError("this strategy needs the patterns' embedding; none was given")
+        return self.embedding
 
     def scores(self) -> np.ndarray:
         """(n,) uncertainty of each point, plus 1 where the ensemble's members disagree
@@ -304,7 +312,7 @@ def select_uncertainty(pool: Pool, n: int) -> Batch:
 def select_diverse(pool: Pool, n: int) -> Batch:
     """``n`` uncertain points from different clusters, spread over samples and maps."""
     scores = pool.scores()
-    picked = diverse_batch(scores, pool.embedding, n, **pool.spread())
+    picked = diverse_batch(scores, pool.pattern_space(), n, **pool.spread())
     reasons = _uncertain_reasons(pool, scores, picked, ", diverse batch")
     return Batch(picked, _least_sure(pool, picked), reasons)
 
@@ -312,7 +320,7 @@ def select_diverse(pool: Pool, n: int) -> Batch:
 def select_hybrid(pool: Pool, n: int) -> Batch:
     """Half a diverse uncertain batch, half random unlabeled points."""
     scores = pool.scores()
-    picked = hybrid_batch(scores, pool.embedding, n, **pool.spread())
+    picked = hybrid_batch(scores, pool.pattern_space(), n, **pool.spread())
     n_active = n - round(n * HYBRID_RANDOM_SHARE)
     reasons = _uncertain_reasons(pool, scores, picked[:n_active], ", diverse batch")
     reasons += [RANDOM_REASON] * (len(picked) - len(reasons))
@@ -362,6 +370,8 @@ STRATEGIES: dict[str, Callable[[Pool, int], Batch]] = {
     "random": select_random,
 }
 DEFAULT_STRATEGY = "per-class"
+#: The strategies that cluster points in pattern space (:attr:`Pool.embedding`).
+USES_EMBEDDING = frozenset({"hybrid", "diverse"})
 
 
 def select(strategy: str, pool: Pool, n: int) -> Batch:

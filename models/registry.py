@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -88,6 +89,10 @@ def read_card(registry: str | Path, version: str | None = None) -> dict:
         raise RegistryError(f"{folder / 'card.json'}: not a readable card: {exc}") from None
 
 
+#: One load at a time: prediction threads of one process share the loaded network.
+_LOADING = threading.Lock()
+
+
 def load_model(registry: str | Path, version: str | None = None):
     """The Keras network of ``version`` (default: the latest), checked against the sha256
     of its card and loaded in safe mode, for prediction only; once per process."""
@@ -96,7 +101,8 @@ def load_model(registry: str | Path, version: str | None = None):
     sha256 = sha256_file(path)  # milliseconds: checked on every call, loaded once
     if sha256 != read_card(registry, folder.name).get("model_sha256"):
         raise RegistryError(f"{path}: sha256 differs from its card")
-    return _load(str(path.resolve()), sha256)
+    with _LOADING:  # prediction threads of one process wait for one load, not load twice
+        return _load(str(path.resolve()), sha256)
 
 
 @cache

@@ -49,3 +49,21 @@ def test_load_back_in_safe_mode_and_check_hash(tmp_path, tiny_model):
     (tmp_path / v / "model.keras").write_bytes(b"tampered")
     with pytest.raises(RegistryError, match="sha256 differs"):
         load_model(tmp_path, v)
+
+
+def test_threads_of_one_process_share_one_load(tmp_path, tiny_model):
+    """Prediction threads (predict on threads) wait for one load instead of each
+    deserializing the network."""
+    import threading
+
+    from models.registry import _load
+
+    save_version(tmp_path, tiny_model, {})
+    before = _load.cache_info()
+    threads = [threading.Thread(target=load_model, args=(tmp_path,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = _load.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 3)

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from xrdmap.config import CONF_DIR
@@ -43,6 +44,7 @@ def test_bad_config_fails_at_once_with_one_line(tmp_path, xrdmap):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # over 5 s: not in make test-fast
 def test_simulate_end_to_end(tmp_path, xrdmap):
     def tiny(d):
         d["presets"]["demo"]["samples"] = [{"name": "S1", "condition": "C01", "grid": [65, 2]}]
@@ -98,6 +100,7 @@ def test_the_command_line_loads_prefect_only_when_a_flow_runs():
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.slow  # over 5 s: not in make test-fast
 def test_a_sample_with_every_frame_quarantined_fails_and_says_how_to_retry(
     prefect_server, tiny_beamtime, tmp_path, xrdmap
 ):
@@ -114,6 +117,7 @@ def test_a_sample_with_every_frame_quarantined_fails_and_says_how_to_retry(
     assert "error: every frame of sample B_marine is quarantined" in out.stdout
 
 
+@pytest.mark.slow  # over 5 s: not in make test-fast
 def test_a_scheduler_that_does_not_answer_is_named_not_blamed_on_the_disk(tiny_beamtime, tmp_path):
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
     out = subprocess.run(

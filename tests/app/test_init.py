@@ -33,6 +33,7 @@ def test_describe_finds_the_frame_series_and_skips_the_mask(raw, xrdmap):
     assert "skipped: " in text and "mask.edf: an 8-bit image (a mask?)" in text
 
 
+@pytest.mark.slow  # over 5 s: not in make test-fast
 def test_init_refusals_are_one_line(raw, tmp_path, xrdmap):
     poni = ["--poni", raw / "geometry.poni"]
     for args, message in (
@@ -65,6 +66,7 @@ def test_init_refusals_are_one_line(raw, tmp_path, xrdmap):
     assert bad.returncode == 2 and "'80by4': expected N or NxM" in bad.stderr
 
 
+@pytest.mark.slow  # over 5 s: not in make test-fast
 def test_init_writes_a_manifest_process_reads(raw, tmp_path, xrdmap):
     args = ["init", raw, "--poni", raw / "geometry.poni", "--mask", raw / "mask.edf"]
     args += ["--positions-csv", "{folder}/../points.csv", "--x", "x_um", "--y", "y_um"]

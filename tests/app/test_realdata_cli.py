@@ -15,9 +15,12 @@ from scipy.signal import find_peaks
 from xrdmap.store import open_store, sample_group
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "area_detector"
-pytestmark = pytest.mark.skipif(
-    not REAL.is_dir(), reason=f"real data folder {REAL} absent (see the guide: Real data)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not REAL.is_dir(), reason=f"real data folder {REAL} absent (see the guide: Real data)"
+    ),
+    pytest.mark.slow,  # processes real frames: over 5 s per test, not in make test-fast
+]
 STEEL = REAL / "mar345_steel_ceo2"
 PONI = STEEL / "nx09_strain_from_GSASII_imctrl.poni"
 #: SOURCES.md A1: the strongest steel lines observed (angstrom).

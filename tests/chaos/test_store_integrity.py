@@ -317,6 +317,7 @@ def test_a_sample_named_like_the_stores_own_groups_is_just_a_sample(
     assert open_store(str(store))["samples/labels/status"].shape == (320,)
 
 
+@pytest.mark.slow  # over 5 s: not in make test-fast
 def test_quarantined_frames_are_read_again_once_restored(
     beamtime, cfg, tiny_store, tmp_path, process_core
 ):

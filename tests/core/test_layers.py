@@ -48,6 +48,7 @@ def test_a_lazy_import_is_caught(tmp_path):
     assert imported_modules(source) == [(2, "flows")]
 
 
+@pytest.mark.slow  # over 5 s: not in make test-fast
 def test_importing_the_core_and_the_models_loads_no_prefect():
     code = (
         "import importlib, pkgutil, sys, xrdmap, models\n"

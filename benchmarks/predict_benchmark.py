@@ -81,13 +81,6 @@ def command(args: list[str], env: dict) -> tuple[float, str]:
     return wall, out.stdout
 
 
-def confidences(store: str, version: str) -> np.ndarray:
-    from xrdmap.store import open_store, read_confidences, samples
-
-    root = open_store(store)
-    return np.concatenate([read_confidences(root, s, version) for s in samples(root)])
-
-
 def dask_conf(folder: Path) -> Path:
     """A copy of conf/ whose process.yaml always starts a Dask cluster."""
     shutil.copytree(ROOT / "conf", folder)
@@ -106,6 +99,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from flows.runtime import prefect_api
+    from xrdmap.active.query import store_confidences
     from xrdmap.store import patterns_mb
 
     work = Path(tempfile.mkdtemp(prefix="predict-bench-"))
@@ -117,10 +111,10 @@ def main() -> None:
     with prefect_api():
         env = dict(os.environ)
         threads_s, out = command(predict, env)
-        threads_conf = confidences(store, version)
+        threads_conf = store_confidences(store, version)
         flow_s = float(re.search(r"in ([\d.]+) s \(model calls", out).group(1))
         dask_s, _ = command(["--conf", str(dask_conf(work / "conf")), *predict], env)
-        differ = float(np.nanmax(np.abs(confidences(store, version) - threads_conf)))
+        differ = float(np.nanmax(np.abs(store_confidences(store, version) - threads_conf)))
         query_s, _ = command(
             ["query", store, "--n", "8", "--registry", registry, "--out", str(work / "queue")],
             env,

@@ -157,7 +157,7 @@ def point_picture(
     fig.savefig(path, dpi=90)
 
 
-def _picture_of(store: str, args: tuple) -> None:
+def _picture_of(store: str, *args) -> None:
     """:func:`point_picture` of one queued point, in a :func:`xrdmap.maps.figure_pool`."""
     point_picture(open_store(store), *args)
 
@@ -244,13 +244,8 @@ def write_queue(
         ):
             rel = f"{PICTURES}/{sample}_{int(point)}.png"
             why = (attributions or {}).get((sample, int(point)))
-            drawn.append(
-                pool.submit(
-                    _picture_of,
-                    store,
-                    (sample, int(point), version, asked, lines, out_dir / rel, why, grids[sample]),
-                )
-            )
+            args = (sample, int(point), version, asked, lines, out_dir / rel, why, grids[sample])
+            drawn.append(pool.submit(_picture_of, store, *args))
             pictures.append(rel)
         for future in drawn:
             future.result()

@@ -333,3 +333,32 @@ def dask_scheduler():
         for p in reversed(procs):
             p.terminate()
             p.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """An S3-compatible server on loopback (moto in server mode) with bucket
+    ``beamline``; yields its URL."""
+    import socket
+
+    import boto3
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    s3fs.S3FileSystem.clear_instance_cache()  # none that knows an earlier server
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)  # Dask workers are spawned: they inherit these
+    boto3.client("s3").create_bucket(Bucket="beamline")
+    yield "s3://beamline"
+    server.stop()

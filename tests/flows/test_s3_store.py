@@ -1,8 +1,8 @@
 """The store as an fsspec URL: a beamtime processed into an S3-compatible server on
-loopback (moto in server mode), equal to the local store, resumable there too."""
+loopback (moto in server mode), equal to the local store, resumable there too, and
+locked against a second writer."""
 
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -11,34 +11,13 @@ import zarr
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def s3_server(monkeypatch):
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)  # Dask workers are spawned: they inherit these
-    boto3.client("s3").create_bucket(Bucket="beamline")
-    yield "s3://beamline"
-    server.stop()
-
-
 def test_process_into_s3_equals_local_and_resumes(
     prefect_server, s3_server, tiny_beamtime, tiny_store
 ):
     from flows.process_beamtime import run_process_beamtime
     from xrdmap.config import load_process
+    from xrdmap.errors import StoreBusyError
+    from xrdmap.locks import WRITE, store_lock
 
     cfg = load_process()
     cfg = cfg.model_copy(update={"dask": cfg.dask.model_copy(update={"n_workers": 2})})
@@ -53,6 +32,8 @@ def test_process_into_s3_equals_local_and_resumes(
             )
     again = run_process_beamtime(str(tiny_beamtime.beamtime_dir), store, cfg)
     assert again.frames_processed == 0
+    with store_lock(store, WRITE), pytest.raises(StoreBusyError, match="busy: write lock held"):
+        run_process_beamtime(str(tiny_beamtime.beamtime_dir), store, cfg)
     assert os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
 
 

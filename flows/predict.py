@@ -19,7 +19,8 @@ from tasks.predict import (
     resolve_model_version,
 )
 from xrdmap.config import DaskConfig
-from xrdmap.store import exclusive_writer, patterns_mb
+from xrdmap.maps import start_drawing_server
+from xrdmap.store import exclusive_writer, patterns_mb, sample_sizes
 from xrdmap.store import maps_dir as default_maps_dir
 
 
@@ -46,6 +47,8 @@ def predict_store(
     model's domain (axis, wavelength, corrections) fails the flow unless ``resample``
     (patterns onto the model's axis through d-spacing, recorded with the confidences)."""
     t0 = time.perf_counter()
+    # the maps' processes import on the core that TensorFlow's import leaves idle
+    start_drawing_server(len(sample_sizes(store)))
     version = resolve_model_version(registry, version)
     with exclusive_writer(store):
         array, regions, mapping = prepare_predictions_task(store, registry, version, resample)

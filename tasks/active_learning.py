@@ -26,6 +26,7 @@ from xrdmap.active.queue import (
 from xrdmap.config import PhasesConfig, TrainConfig
 from xrdmap.errors import InputError
 from xrdmap.label_store import labeled_points, stored_labels
+from xrdmap.maps import start_drawing_server
 from xrdmap.phases import store_reference_lines
 from xrdmap.store import latest_predicted
 
@@ -55,6 +56,7 @@ def build_relabel_queue(
     """Select the points, write queue.csv and pictures (with why the model called what
     it called, when its ``registry`` is given and the store is in its domain); returns
     (queue path, version)."""
+    start_drawing_server(n)  # the pictures' processes import while the points are chosen
     query = query_points(store, n, strategy=strategy, score=score, version=version, seed=seed)
     folder = Path(out_dir) if out_dir else new_queue_dir(store, query.version)
     lines = store_reference_lines(store, phases)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -106,20 +107,43 @@ LEGEND_W = 3.0
 CONFIDENCE_COLUMNS = 3
 
 
-#: Fewest drawing jobs (a figure or more each) worth a pool of processes: each new
-#: process imports Matplotlib and Zarr (1.0-1.5 s measured here) before its first
-#: figure (0.5-0.6 s each).
+#: Fewest drawing jobs (a figure or more each) worth a pool of processes: a figure
+#: takes 0.5-0.6 s, starting the pool's server the first time 1.0-1.5 s.
 POOL_MIN_JOBS = 4
 
 
+def _drawing_context() -> multiprocessing.context.BaseContext:
+    """Processes forked from a server that has imported this module (Matplotlib, Zarr)
+    once, in a process of its own: each drawing process starts in milliseconds instead
+    of importing them again, and no process is forked from a caller holding threads
+    (TensorFlow's, Prefect's)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def _pool_workers(n_jobs: int) -> int:
+    """Processes of a :func:`figure_pool` for ``n_jobs``; 0: a thread of this process."""
+    workers = min(n_jobs, os.cpu_count() or 1)
+    return 0 if n_jobs < POOL_MIN_JOBS or workers < 2 else workers
+
+
+def start_drawing_server(n_jobs: int) -> None:
+    """Start the server of a :func:`figure_pool` for ``n_jobs`` now (it imports in the
+    background), so that it is ready when the figures are due."""
+    if _pool_workers(n_jobs):
+        _drawing_context()
+        multiprocessing.forkserver.ensure_running()
+
+
 def figure_pool(n_jobs: int) -> Executor:
-    """Fresh processes, one per core (at most one per job), to draw many figures at once
+    """Processes, one per core (at most one per job), to draw many figures at once
     (Matplotlib holds the GIL: threads would draw one figure at a time); one thread of
     this process for fewer than :data:`POOL_MIN_JOBS` jobs or on one core."""
-    workers = min(n_jobs, os.cpu_count() or 1)
-    if n_jobs < POOL_MIN_JOBS or workers < 2:
+    workers = _pool_workers(n_jobs)
+    if not workers:
         return ThreadPoolExecutor(1)
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(workers, mp_context=_drawing_context())
 
 
 def _inches_axes(fig: Figure, left: float, bottom: float, width: float, height: float):

@@ -3,6 +3,8 @@
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -163,3 +165,36 @@ def test_symlink_leaving_the_beamtime_is_refused(beamtime_copy, tmp_path):
     frame.symlink_to(outside)
     with pytest.raises(BeamtimeError, match=r"points.csv: line 3: file: .* outside the beamtime"):
         discover_beamtime(beamtime_copy)
+
+
+def test_threads_reading_one_hdf5_file_do_not_break_each_other(tmp_path):
+    """Ingest on threads: three threads open, read, checksum and close one file of
+    one-frame chunks again and again. Without one-handle-at-a-time, a handle closed in
+    one thread failed the others' chunk reads and crashed the process (hence the
+    subprocess)."""
+    path = tmp_path / "frames.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset(
+            "entry/data/data",
+            data=np.arange(40 * 6 * 5, dtype=np.int32).reshape(40, 6, 5),
+            chunks=(1, 6, 5),
+            compression="gzip",
+        )
+    code = (
+        "import sys, threading\n"
+        "from pathlib import Path\n"
+        "from xrdmap.sources.hdf5 import Hdf5Dataset\n"
+        "bad = []\n"
+        "def work(k):\n"
+        "    for _ in range(200):\n"
+        "        with Hdf5Dataset(Path(sys.argv[1]), 'entry/data/data') as src:\n"
+        "            sums = src.checksums(k, src.read(k, k + 4))\n"
+        "            bad.extend(s for s in sums if not s.startswith('sha256-chunk:'))\n"
+        "threads = [threading.Thread(target=work, args=(k,)) for k in (0, 10, 20)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(len(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip() == "0"  # every checksum from the file's own chunk

@@ -11,6 +11,7 @@ of the fill values HDF5 would silently return.
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 import h5py
@@ -52,6 +53,13 @@ def broken_link(h5: h5py.File, name: str) -> str | None:
     return None
 
 
+#: One HDF5 file open per process at a time, from open to close: two handles of one
+#: file in two threads (ingest on threads, or Dask workers with several threads) fail
+#: each other's chunk reads and can crash the process (reproduced with h5py: closing
+#: one handle invalidates the other's), and h5py runs one call at a time anyway.
+_OPEN = threading.RLock()
+
+
 class Hdf5Dataset(FrameSource):
     """A 3D (frames, slow, fast) or 2D (one frame) dataset of an HDF5 file."""
 
@@ -60,11 +68,14 @@ class Hdf5Dataset(FrameSource):
     def __init__(self, path: Path, dataset: str | None = None) -> None:
         name = dataset or DEFAULT_DATASET
         super().__init__(path, name)
+        _OPEN.acquire()  # released by close(), or below if opening fails
         try:
             self._h5 = h5py.File(path, "r")
         except FileNotFoundError:
+            _OPEN.release()
             raise FrameError(STATUS_MISSING, f"{path}: missing") from None
         except OSError as exc:
+            _OPEN.release()
             raise FrameError(STATUS_CORRUPT, f"{path}: cannot open HDF5: {exc}") from None
         try:
             try:
@@ -82,13 +93,19 @@ class Hdf5Dataset(FrameSource):
                     f"{path}: {name} is not a 2D or 3D dataset of frames",
                 )
         except FrameError:
-            self._h5.close()
+            self.close()
             raise
         self._dset = dset
         self._one = dset.ndim == 2
 
     def close(self) -> None:
-        self._h5.close()
+        if self._h5 is None:
+            return
+        try:
+            self._h5.close()
+        finally:
+            self._h5 = None
+            _OPEN.release()
 
     @property
     def n_frames(self) -> int:

@@ -92,7 +92,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             "publishes the queue as a Prefect artifact."
         ),
     )
-    qry.add_argument("store", type=Path, metavar="STORE")
+    qry.add_argument("store", metavar="STORE")
     qry.add_argument("--n", type=int, default=20, help="points to queue (default 20)")
     qry.add_argument(
         "--strategy",
@@ -127,7 +127,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             "STORE-queue/rounds.csv; re-running resumes."
         ),
     )
-    rnd.add_argument("store", type=Path, metavar="STORE")
+    rnd.add_argument("store", metavar="STORE")
     rnd.add_argument("--rounds", type=int, default=1)
     rnd.add_argument("--n", type=int, default=20, help="points per round (default 20)")
     rnd.add_argument("--strategy", choices=tuple(STRATEGIES), default=DEFAULT_STRATEGY)

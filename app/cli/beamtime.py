@@ -302,7 +302,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         metavar="BEAMTIME",
         help="a beamtime manifest (.yaml) or a beamtime folder (beamtime.json)",
     )
-    proc.add_argument("--store", type=Path, required=True, help="the Zarr store to write")
+    proc.add_argument("--store", required=True, help="the Zarr store to write")
     proc.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     proc.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
     proc.add_argument("--chunk-frames", type=int, default=None, help="frames per task")
@@ -324,6 +324,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             "and unexplained lines, and the latest model's confidences."
         ),
     )
-    exp.add_argument("store", type=Path, metavar="STORE")
+    exp.add_argument("store", metavar="STORE")
     exp.add_argument("--nexus", type=Path, required=True, metavar="OUT.h5")
     exp.set_defaults(func=export)

@@ -76,12 +76,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             "nothing is written when any check fails."
         ),
     )
-    imp.add_argument("store", type=Path, metavar="STORE")
+    imp.add_argument("store", metavar="STORE")
     imp.add_argument("file", type=Path, metavar="FILE")
     imp.add_argument("--labeler", default=None, help="who labeled (overrides the file's)")
     imp.set_defaults(func=labels_import)
     exp = lab_sub.add_parser("export", help="write the stored labels as CSV")
-    exp.add_argument("store", type=Path, metavar="STORE")
+    exp.add_argument("store", metavar="STORE")
     exp.add_argument("--out", type=Path, required=True, help="CSV to write")
     exp.set_defaults(func=labels_export)
 
@@ -93,7 +93,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             "every saved point is checked and appended to the store's labels."
         ),
     )
-    ui.add_argument("store", type=Path, metavar="STORE")
+    ui.add_argument("store", metavar="STORE")
     ui.add_argument(
         "--queue",
         type=Path,
@@ -115,7 +115,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         ),
     )
     draw.add_argument("truth_dir", type=Path, metavar="TRUTH_DIR")
-    draw.add_argument("--store", type=Path, required=True)
+    draw.add_argument("--store", required=True)
     draw.add_argument("--n", type=int, default=139, help="number of points (default 139)")
     draw.add_argument("--seed", type=int, default=0)
     draw.add_argument("--out", type=Path, required=True, help="labels CSV to write")

@@ -136,7 +136,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             "test split, and write a new version (.keras + model card) to the registry."
         ),
     )
-    tr.add_argument("store", type=Path, metavar="STORE")
+    tr.add_argument("store", metavar="STORE")
     tr.add_argument(
         "--labels",
         type=Path,
@@ -157,7 +157,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             "Prefect artifacts."
         ),
     )
-    pred.add_argument("store", type=Path, metavar="STORE")
+    pred.add_argument("store", metavar="STORE")
     pred.add_argument("--model", default=None, help="model version (default: the latest)")
     pred.add_argument("--registry", default=None, help="model registry folder")
     pred.add_argument("--maps", type=Path, default=None, help="folder for the PNG maps")
@@ -177,7 +177,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="per-class accuracy, precision, recall, F1 of stored predictions against labels",
     )
-    ev.add_argument("store", type=Path, metavar="STORE")
+    ev.add_argument("store", metavar="STORE")
     ev.add_argument(
         "--labels",
         type=Path,

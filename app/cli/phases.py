@@ -92,7 +92,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             "reports the lines no known phase explains (a phase no model knows)."
         ),
     )
-    ft.add_argument("store", type=Path, metavar="STORE")
+    ft.add_argument("store", metavar="STORE")
     add_verbose(ft)
     ft.set_defaults(func=fit)
 
@@ -108,7 +108,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             "and report.png beside the store, and Prefect artifacts."
         ),
     )
-    rp.add_argument("store", type=Path, metavar="STORE")
+    rp.add_argument("store", metavar="STORE")
     rp.add_argument(
         "--sample-sheet",
         type=Path,

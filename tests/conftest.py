@@ -9,6 +9,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +170,35 @@ def process_with_core(description, store, cfg=None, *, chunks=None):
     for chunk in plan.todo[:chunks]:
         process_chunk(str(store), chunk, cfg)
     return plan
+
+
+@contextmanager
+def holding_write_lock(store: str, *, lease_s: float | None = None) -> Iterator[subprocess.Popen]:
+    """Another process holding ``store``'s write lock (on S3, a lease of ``lease_s``)
+    inside the block; killed (``SIGKILL``) when the block ends."""
+    code = (
+        "import sys, time\n"
+        "from xrdmap import locks\n"
+        + (f"locks.LEASE_S = {lease_s}\n" if lease_s else "")
+        + "with locks.store_lock(sys.argv[1], locks.WRITE):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, store], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.fixture(scope="session")
+def lock_holder():
+    """``with lock_holder(store, lease_s=None) as process``: see :func:`holding_write_lock`."""
+    return holding_write_lock
 
 
 @pytest.fixture(scope="session")

@@ -247,26 +247,12 @@ def test_a_moved_beamtime_resumes(beamtime, cfg, tmp_path, process_core):
     assert len(plan.done) == 3 and len(plan.todo) == len(plan.regions) - 3
 
 
-def test_one_writer_at_a_time_and_a_killed_holder_frees_the_store(fresh_store):
+def test_one_writer_at_a_time_and_a_killed_holder_frees_the_store(fresh_store, lock_holder):
     store = str(fresh_store)
-    code = (
-        "import sys, time\n"
-        "from xrdmap.locks import WRITE, store_lock\n"
-        "with store_lock(sys.argv[1], WRITE):\n"
-        "    print('held', flush=True)\n"
-        "    time.sleep(60)\n"
-    )
-    holder = subprocess.Popen(
-        [sys.executable, "-c", code, store], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_holder(store) as holder:
         busy = rf"busy: write lock held by pid {holder.pid} on "
         with pytest.raises(StoreError, match=busy), store_lock(store, WRITE):
             pass
-    finally:
-        os.kill(holder.pid, signal.SIGKILL)
-        holder.wait()
     deadline = time.monotonic() + 10
     while True:  # the kernel releases the dead holder's lock
         try:
@@ -277,26 +263,18 @@ def test_one_writer_at_a_time_and_a_killed_holder_frees_the_store(fresh_store):
             time.sleep(0.1)
 
 
-def test_a_second_process_run_on_a_busy_store_is_refused(prefect_server, beamtime, cfg, tmp_path):
+def test_a_second_process_run_on_a_busy_store_is_refused(
+    prefect_server, beamtime, cfg, tmp_path, lock_holder
+):
     """Two `process` runs on one store: the second is refused, naming the first."""
     from flows.process_beamtime import run_process_beamtime
 
     store = str(tmp_path / "s.zarr")
-    code = (
-        "import sys, time\n"
-        "from xrdmap.locks import WRITE, store_lock\n"
-        "with store_lock(sys.argv[1], WRITE):\n"
-        "    print('held', flush=True)\n"
-        "    time.sleep(120)\n"
-    )
-    first = subprocess.Popen([sys.executable, "-c", code, store], stdout=subprocess.PIPE, text=True)
-    try:
-        assert first.stdout.readline().strip() == "held"
-        with pytest.raises(StoreError, match=rf"busy: write lock held by pid {first.pid}"):
-            run_process_beamtime(str(beamtime), store, cfg)
-    finally:
-        first.kill()
-        first.wait()
+    with (
+        lock_holder(store) as first,
+        pytest.raises(StoreError, match=rf"busy: write lock held by pid {first.pid}"),
+    ):
+        run_process_beamtime(str(beamtime), store, cfg)
     assert not (tmp_path / "s.zarr").exists()  # the refused run wrote nothing
 
 

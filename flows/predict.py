@@ -20,7 +20,7 @@ from tasks.predict import (
 )
 from xrdmap.config import DaskConfig
 from xrdmap.maps import start_drawing_server
-from xrdmap.store import exclusive_writer, patterns_mb, sample_sizes
+from xrdmap.store import exclusive_writer, open_store, patterns_mb, samples
 from xrdmap.store import maps_dir as default_maps_dir
 
 
@@ -48,7 +48,7 @@ def predict_store(
     (patterns onto the model's axis through d-spacing, recorded with the confidences)."""
     t0 = time.perf_counter()
     # the maps' processes import on the core that TensorFlow's import leaves idle
-    start_drawing_server(len(sample_sizes(store)))
+    start_drawing_server(len(samples(open_store(store))))  # a figure job per sample
     version = resolve_model_version(registry, version)
     with exclusive_writer(store):
         array, regions, mapping = prepare_predictions_task(store, registry, version, resample)
@@ -58,8 +58,8 @@ def predict_store(
         wait(futures)
         reports = [f.result() for f in futures]
         publish_confidences_task(store, version, array)
-    samples = list(dict.fromkeys(r.sample for r in regions))
-    maps = draw_maps(store, samples, version, maps_dir or str(default_maps_dir(store, version)))
+    names = list(dict.fromkeys(r.sample for r in regions))
+    maps = draw_maps(store, names, version, maps_dir or str(default_maps_dir(store, version)))
     summary = PredictSummary(
         store=store,
         version=version,

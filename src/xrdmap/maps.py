@@ -132,7 +132,7 @@ def start_drawing_server(n_jobs: int) -> None:
     """Start the server of a :func:`figure_pool` for ``n_jobs`` now (it imports in the
     background), so that it is ready when the figures are due."""
     if _pool_workers(n_jobs):
-        _drawing_context()
+        _drawing_context()  # sets what the server preloads, before it starts
         multiprocessing.forkserver.ensure_running()
 
 

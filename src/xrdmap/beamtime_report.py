@@ -140,10 +140,14 @@ def report_figure(table: pd.DataFrame, title: str) -> Figure:
     values = table[["alpha_gamma_star", "alpha_gamma_star_inner", "alpha_gamma_star_outer"]]
     finite = values.to_numpy(dtype=float)[np.isfinite(values.to_numpy(dtype=float))]
     if finite.size:
-        ax_i.set_ylim(min(finite.min(), 1.0) / 1.3, max(finite.max(), 1.0) * 1.3)
-    plain = FuncFormatter(lambda v, _: f"{v:g}")
-    ax_i.yaxis.set_major_formatter(plain)
-    ax_i.yaxis.set_minor_formatter(plain)
+        ax_i.set_ylim(min(finite.min(), 1.0) / 1.5, max(finite.max(), 1.0) * 1.5)
+    ax_i.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    # Minor ticks numbered at 2, 3 and 5 of each decade only: 0.9 next to 1 overlaps it.
+    ax_i.yaxis.set_minor_formatter(
+        FuncFormatter(
+            lambda v, _: f"{v:g}" if round(v / 10 ** np.floor(np.log10(v))) in (2, 3, 5) else ""
+        )
+    )
     ax_i.legend(fontsize=8, loc="upper left")
     ax_i.set_title(
         "Protective ability index alpha-FeOOH / (gamma-FeOOH + beta-FeOOH + Fe3O4)", fontsize=10

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import dask
+
 from xrdmap.config import DaskConfig
 
 if TYPE_CHECKING:
@@ -45,6 +47,13 @@ def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
 
     if cfg.address:
         return DaskTaskRunner(address=cfg.address)
+    # Before the process starts, or glibc has read its settings (distributed's nanny
+    # docs); the nanny of a local cluster runs in this process and reads this config.
+    import distributed  # noqa: F401  (its config defaults, which this extends)
+
+    dask.config.set(
+        {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in cfg.worker_environ.items()}
+    )
     if cfg.jobqueue:
         jq = cfg.jobqueue
         kwargs = {
@@ -55,6 +64,7 @@ def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
             "queue": jq.queue,
             "account": jq.account,
             "job_extra_directives": jq.job_extra_directives,
+            "job_script_prologue": [f"export {k}={v}" for k, v in cfg.worker_environ.items()],
         }
         return DaskTaskRunner(
             cluster_class=JOBQUEUE_CLUSTERS[jq.system],

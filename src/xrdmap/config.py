@@ -280,6 +280,12 @@ class DaskConfig(_Model):
         "run their tasks on threads in their own process when no scheduler or batch "
         "cluster is named; 0 = always a Dask cluster",
     )
+    worker_environ: dict[str, str] = Field(
+        {},
+        description="Environment of each local or batch worker process, set before it "
+        "starts (Dask's distributed.nanny.pre-spawn-environ), e.g. glibc's allocator "
+        "thresholds",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DaskConfig:

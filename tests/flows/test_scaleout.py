@@ -20,7 +20,8 @@ def test_jobqueue_config_gives_a_slurm_cluster_with_the_facility_settings():
             processes=4,
             walltime="01:00:00",
             max_jobs=3,
-        )
+        ),
+        worker_environ={"MALLOC_TRIM_THRESHOLD_": "268435456"},
     )
     runner = dask_task_runner(cfg)
     assert runner.cluster_class == "dask_jobqueue.SLURMCluster"
@@ -33,6 +34,7 @@ def test_jobqueue_config_gives_a_slurm_cluster_with_the_facility_settings():
         script = cluster.job_script()  # what sbatch would get; nothing is submitted
     assert "#SBATCH -p short" in script and "#SBATCH -A bl01" in script
     assert "#SBATCH -t 01:00:00" in script and "--nworkers 4" in script
+    assert "export MALLOC_TRIM_THRESHOLD_=268435456" in script  # before the workers start
 
 
 def test_local_and_address_runners():
@@ -100,3 +102,32 @@ def test_a_cluster_slow_to_stop_does_not_fail_a_finished_flow(prefect_server, mo
     assert run(dask_task_runner(config)) == 14
     with pytest.raises(ValueError, match="the flow's own error"):
         run(dask_task_runner(config), fail=True)
+
+
+@pytest.mark.slow
+def test_local_workers_start_with_the_configured_environment(prefect_server, monkeypatch):
+    """glibc reads its allocator thresholds when a process starts: the local cluster's
+    workers must have them from birth, over Dask's own MALLOC_TRIM_THRESHOLD_ (64 KiB)."""
+    from prefect import flow, task
+
+    # A variable already in this process's environment wins over the configuration
+    # (distributed's precedence), and an earlier cluster's nanny leaves its own here.
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+
+    @task
+    def allocator_settings() -> tuple[str | None, str | None]:
+        import os
+
+        return os.environ.get("MALLOC_MMAP_THRESHOLD_"), os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+    config = DaskConfig(
+        n_workers=1,
+        worker_environ={"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_TRIM_THRESHOLD_": "2097152"},
+    )
+
+    @flow(task_runner=dask_task_runner(config))
+    def settings() -> tuple[str | None, str | None]:
+        return allocator_settings.submit().result()
+
+    assert settings() == ("1048576", "2097152")

@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -284,6 +285,18 @@ def decoding(beamtime: str, n_frames: int) -> dict:
     }
 
 
+def as_a_worker_starts() -> dict[str, str]:
+    """Run this benchmark under the allocator settings the Dask workers start with
+    (``dask.worker_environ``), so that the stages and the pyFAI loop measured in this
+    process and the workers compare like for like; glibc reads them at process start."""
+    from xrdmap.config import load_process
+
+    wanted = load_process().dask.worker_environ
+    if any(os.environ.get(k) != v for k, v in wanted.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], os.environ | wanted)
+    return wanted
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("beamtime")
@@ -297,7 +310,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.also and not args.also_store:
         parser.error("--also needs --also-store")
+    environ = as_a_worker_starts()
     results = {
+        "environment_of_this_process_and_the_workers": environ,
         "machine": {
             "cpus": os.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -64,7 +65,9 @@ def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
             "queue": jq.queue,
             "account": jq.account,
             "job_extra_directives": jq.job_extra_directives,
-            "job_script_prologue": [f"export {k}={v}" for k, v in cfg.worker_environ.items()],
+            "job_script_prologue": [
+                f"export {k}={shlex.quote(v)}" for k, v in cfg.worker_environ.items()
+            ],
         }
         return DaskTaskRunner(
             cluster_class=JOBQUEUE_CLUSTERS[jq.system],

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.errors import ConfigError
@@ -286,6 +293,18 @@ class DaskConfig(_Model):
         "starts (Dask's distributed.nanny.pre-spawn-environ), e.g. glibc's allocator "
         "thresholds",
     )
+
+    @field_validator("worker_environ", mode="before")
+    @classmethod
+    def _environment_values_are_text(cls, value: object) -> object:
+        """``MALLOC_TRIM_THRESHOLD_: 268435456`` unquoted in YAML is a number; the
+        environment holds it as text."""
+        if isinstance(value, dict):
+            return {
+                k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for k, v in value.items()
+            }
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> DaskConfig:

@@ -10,6 +10,7 @@ from xrdmap.config import (
     ConfigError,
     load_instrument,
     load_phases,
+    load_process,
     load_simulation,
 )
 
@@ -90,3 +91,18 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_instrument(bad)
     with pytest.raises(ConfigError, match=r"nope.yaml: cannot read"):
         load_instrument(tmp_path / "nope.yaml")
+
+
+def test_worker_environment_takes_numbers_and_refuses_what_is_not_a_value(tmp_path):
+    def unquoted(d):
+        d["dask"]["worker_environ"] = {"MALLOC_TRIM_THRESHOLD_": 268435456}
+
+    cfg = load_process(_write_modified(tmp_path, "process.yaml", unquoted))
+    assert cfg.dask.worker_environ == {"MALLOC_TRIM_THRESHOLD_": "268435456"}
+
+    def listed(d):
+        d["dask"]["worker_environ"] = {"OMP_NUM_THREADS": [1, 2]}
+
+    path = _write_modified(tmp_path, "process.yaml", listed)
+    with pytest.raises(ConfigError, match=r"dask\.worker_environ\.OMP_NUM_THREADS: "):
+        load_process(path)

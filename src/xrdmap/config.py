@@ -11,14 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.errors import ConfigError
@@ -287,24 +280,14 @@ class DaskConfig(_Model):
         "run their tasks on threads in their own process when no scheduler or batch "
         "cluster is named; 0 = always a Dask cluster",
     )
-    worker_environ: dict[str, str] = Field(
+    #: numbers as written unquoted in YAML (MALLOC_TRIM_THRESHOLD_: 268435456) are
+    #: taken as the text the environment holds
+    worker_environ: dict[str, Annotated[str, Field(coerce_numbers_to_str=True)]] = Field(
         {},
         description="Environment of each local or batch worker process, set before it "
         "starts (Dask's distributed.nanny.pre-spawn-environ), e.g. glibc's allocator "
         "thresholds",
     )
-
-    @field_validator("worker_environ", mode="before")
-    @classmethod
-    def _environment_values_are_text(cls, value: object) -> object:
-        """``MALLOC_TRIM_THRESHOLD_: 268435456`` unquoted in YAML is a number; the
-        environment holds it as text."""
-        if isinstance(value, dict):
-            return {
-                k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
-                for k, v in value.items()
-            }
-        return value
 
     @model_validator(mode="after")
     def _check(self) -> DaskConfig:

@@ -59,7 +59,8 @@ class ProgressBoard:
 
 
 def summary_rows(plan: Plan, reports: list[ChunkReport]) -> list[dict]:
-    """One row per sample: frames, chunks, work done now, time, quarantined frames."""
+    """One row per sample: frames, chunks, work done now, time, where its frames were
+    integrated (the CPU or a GPU), quarantined frames."""
     rows = []
     for sample in plan.beamtime.samples:
         mine = [r for r in reports if r.sample == sample.name]
@@ -73,6 +74,7 @@ def summary_rows(plan: Plan, reports: list[ChunkReport]) -> list[dict]:
                 "chunks already done": sum(1 for r in plan.regions if r.sample == sample.name)
                 - len(worked),
                 "task seconds": round(sum(r.seconds for r in worked), 2),
+                "integrated on": ", ".join(sorted({r.integrated_on for r in worked})),
                 "quarantined": sum(len(r.quarantined) for r in worked),
             }
         )

@@ -23,8 +23,10 @@ from xrdmap.config import (
     SampleSpec,
     load_instrument,
     load_phases,
+    load_process,
     load_simulation,
 )
+from xrdmap.integrate import BatchIntegrator
 from xrdmap.phases import all_reference_lines
 from xrdmap.simulate import geometry
 from xrdmap.simulate.beamtime import LINES_TTH_RANGE, simulate_beamtime
@@ -135,6 +137,32 @@ def integrate(integrator, detector_mask, instrument):
 
 
 @pytest.fixture(scope="session")
+def integration_frames(frame_simulator, point_of):
+    """40 simulated frames of four kinds, with an overflowing pixel outside the mask
+    (frame 3) and a flagged and an overflowing one side by side (frame 7)."""
+    rng = np.random.default_rng(0)
+    points = [
+        point_of({"goethite": 0.6, "lepidocrocite": 0.3}),
+        point_of({}),
+        point_of({"ferrite": 0.9, "cementite": 0.1}, {"ferrite": 3}),
+        point_of({"magnetite": 0.5, "goethite": 0.4}),
+    ] * 10
+    out = np.stack([frame_simulator.render(p, rng) for p in points])
+    cutoff = frame_simulator.instrument.count_cutoff
+    out[3, 100, 200] = cutoff  # overflow outside the mask
+    out[7, 50, 60] = -1  # a flagged pixel outside the mask
+    out[7, 51, 60] = cutoff
+    return out
+
+
+@pytest.fixture(scope="session")
+def batch_integrator(integrator, detector_mask, instrument):
+    """The CPU integrator of the reference geometry and mask, with the shipped settings."""
+    cfg = load_process().integration
+    return BatchIntegrator(integrator, detector_mask, cfg, count_cutoff=instrument.count_cutoff)
+
+
+@pytest.fixture(scope="session")
 def tiny_beamtime(tmp_path_factory, tiny_sim_config):
     out = tmp_path_factory.mktemp("tiny") / "bt"
     return simulate_beamtime(
@@ -161,7 +189,6 @@ def process_with_core(description, store, cfg=None, *, chunks=None):
     """Plan ``description`` (a beamtime folder or a manifest) into ``store`` and ingest
     its chunks left to do (the first ``chunks`` of them) with the core functions, as the
     Dask workers do, without Prefect; returns the plan."""
-    from xrdmap.config import load_process
     from xrdmap.ingest import process_chunk
     from xrdmap.plan import plan_beamtime
 

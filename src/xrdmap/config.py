@@ -241,6 +241,9 @@ class IntegrationConfig(_Model):
     polarization_factor: float | None = Field(ge=-1, le=1)
     error_model: Literal["poisson"] = "poisson"
     batch_frames: int = Field(ge=1, le=4096)
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: a CUDA GPU where CuPy finds one, else the CPU"
+    )
 
 
 class CompressionConfig(_Model):

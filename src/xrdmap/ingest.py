@@ -41,6 +41,7 @@ class ChunkReport:
     seconds: float = 0.0
     quarantined: list[tuple[int, int, str]] = field(default_factory=list)  # point, code, why
     retried: int = 0  #: quarantined points read again (--retry-quarantined)
+    integrated_on: str = ""  #: "cpu", or the GPU ("cuda:0 NVIDIA H100 80GB HBM3")
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ def process_chunk(store: str, chunk: ChunkInput, cfg: ProcessConfig) -> ChunkRep
         seconds=time.perf_counter() - t0,
         quarantined=[(int(points[i]), int(status[i]), reason[i]) for i in bad],
         retried=len(chunk.retry),
+        integrated_on=integrator.device,
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fabio
 import numpy as np
@@ -30,6 +31,9 @@ from pyFAI.io.ponifile import PoniFile
 from xrdmap.config import IntegrationConfig
 from xrdmap.errors import GeometryError
 from xrdmap.hashing import sha256_file
+
+if TYPE_CHECKING:
+    from xrdmap.integrate_gpu import CudaIntegrator
 
 #: Pixel columns transposed at a time (keeps the block in cache).
 _TRANSPOSE_BLOCK = 2048
@@ -194,6 +198,8 @@ class IntegratedBlock:
 class BatchIntegrator:
     """Integrates blocks of frames with pyFAI's CSR matrix; build once per process."""
 
+    device = "cpu"  #: where :meth:`integrate` runs (:mod:`xrdmap.integrate_gpu`: a GPU)
+
     def __init__(
         self,
         ai: AzimuthalIntegrator,
@@ -224,16 +230,16 @@ class BatchIntegrator:
         npix = int(np.prod(self.shape))
         csr = sp.csr_matrix((engine.data, engine.indices, engine.indptr), shape=(cfg.npt, npix))
         self.radial = np.asarray(probe.radial, dtype=np.float64)
-        self._c = csr.astype(np.float32)
-        self._c2 = csr.multiply(csr).tocsr().astype(np.float32)
+        self.coefficients = csr.astype(np.float32)
+        self.coefficients_squared = csr.multiply(csr).tocsr().astype(np.float32)
         self._ct = csr.T.tocsr().astype(np.float64)  # pixel -> bins, for per-frame masking
         weight = np.ones(npix)
         if cfg.correct_solid_angle:
             weight *= ai.solidAngleArray(self.shape).ravel()
         if cfg.polarization_factor is not None:
             weight *= ai.polarization(self.shape, factor=cfg.polarization_factor).ravel()
-        self._weight = weight
-        self._norm = csr @ weight
+        self.pixel_weight = weight
+        self.bin_normalization = csr @ weight
         self._masked_idx = np.flatnonzero(self.mask)
         ai.reset()  # drop pyFAI's engine cache; the matrix lives here now
 
@@ -275,13 +281,14 @@ class BatchIntegrator:
         bad_frame = np.concatenate(frame_parts) if frame_parts else np.empty(0, np.intp)
         xt[self._masked_idx] = 0.0
         xt[bad_pix, bad_frame] = 0.0
-        sum_signal = self._c @ xt
+        sum_signal = self.coefficients @ xt
         np.maximum(xt, 1.0, out=xt)  # Poisson variance, at least one count
         xt[bad_pix, bad_frame] = 0.0
-        sum_variance = self._c2 @ xt
-        norm = np.repeat(self._norm[:, None], k, axis=1)
+        sum_variance = self.coefficients_squared @ xt
+        norm = np.repeat(self.bin_normalization[:, None], k, axis=1)
         if bad_pix.size:
-            drop = sp.csr_matrix((self._weight[bad_pix], (bad_frame, bad_pix)), shape=(k, npix))
+            weight = self.pixel_weight[bad_pix]
+            drop = sp.csr_matrix((weight, (bad_frame, bad_pix)), shape=(k, npix))
             norm -= (drop @ self._ct).toarray().T
         with np.errstate(divide="ignore", invalid="ignore"):
             intensity = np.where(norm > 0, sum_signal / norm, 0.0)
@@ -329,11 +336,16 @@ def stored_geometry(settings: dict, geometry: dict, shape: tuple[int, int]) -> A
         )
 
 
-_CACHE: dict[tuple, BatchIntegrator] = {}
+_CACHE: dict[tuple, BatchIntegrator | CudaIntegrator] = {}
 
 
-def cached_batch_integrator(geometry: DetectorGeometry, cfg: IntegrationConfig) -> BatchIntegrator:
-    """One integrator per process for a given geometry, mask and settings."""
+def cached_batch_integrator(
+    geometry: DetectorGeometry, cfg: IntegrationConfig
+) -> BatchIntegrator | CudaIntegrator:
+    """One integrator per process for a given geometry, mask and settings, on the
+    device ``cfg.device`` selects."""
+    from xrdmap.integrate_gpu import for_device  # it builds on this module
+
     key = (
         sha256_file(geometry.poni_path),
         sha256_file(geometry.mask_path) if geometry.mask_path else None,
@@ -342,5 +354,6 @@ def cached_batch_integrator(geometry: DetectorGeometry, cfg: IntegrationConfig) 
     )
     if key not in _CACHE:
         ai, mask = geometry.load()
-        _CACHE[key] = BatchIntegrator(ai, mask, cfg, count_cutoff=geometry.count_cutoff)
+        cpu = BatchIntegrator(ai, mask, cfg, count_cutoff=geometry.count_cutoff)
+        _CACHE[key] = for_device(cpu, cfg)
     return _CACHE[key]

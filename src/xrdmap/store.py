@@ -138,7 +138,8 @@ def store_settings(beamtime: Beamtime, cfg: ProcessConfig, provenance: dict) -> 
     """What makes a store's contents, by content and not by path (a beamtime moved to
     another folder resumes): the layout, the acquisition's description (beamtime.json or
     the manifest, each sample's frames and positions), the PONI and mask, what completes
-    the PONI (pixel size, orientation, when given), the processing settings."""
+    the PONI (pixel size, orientation, when given), the processing settings (not where
+    they run: the Dask cluster, the integration's device)."""
     geometry = provenance["geometry"]
     settings = {
         "layout": LAYOUT_VERSION,
@@ -147,7 +148,7 @@ def store_settings(beamtime: Beamtime, cfg: ProcessConfig, provenance: dict) -> 
         "PONI": geometry["poni_sha256"],
         "mask": geometry["mask_sha256"],
         "count_cutoff": beamtime.count_cutoff,
-        "process": cfg.model_dump(mode="json", exclude={"dask"}),
+        "process": cfg.model_dump(mode="json", exclude={"dask": True, "integration": {"device"}}),
     }
     if beamtime.pixel_size_m is not None:
         settings["pixel_size_m"] = list(beamtime.pixel_size_m)

@@ -8,49 +8,28 @@ from xrdmap.integrate import BatchIntegrator, GeometryError, load_geometry, load
 from xrdmap.simulate import geometry
 
 
-@pytest.fixture(scope="module")
-def frames(frame_simulator, point_of):
-    rng = np.random.default_rng(0)
-    points = [
-        point_of({"goethite": 0.6, "lepidocrocite": 0.3}),
-        point_of({}),
-        point_of({"ferrite": 0.9, "cementite": 0.1}, {"ferrite": 3}),
-        point_of({"magnetite": 0.5, "goethite": 0.4}),
-    ] * 10
-    out = np.stack([frame_simulator.render(p, rng) for p in points])
-    cutoff = frame_simulator.instrument.count_cutoff
-    out[3, 100, 200] = cutoff  # overflow outside the mask
-    out[7, 50, 60] = -1  # a flagged pixel outside the mask
-    out[7, 51, 60] = cutoff
-    return out
-
-
-@pytest.fixture(scope="module")
-def batch_integrator(integrator, detector_mask, instrument):
-    cfg = load_process().integration
-    return BatchIntegrator(integrator, detector_mask, cfg, count_cutoff=instrument.count_cutoff)
-
-
-def test_matches_pyfai_integrate1d(batch_integrator, frames, integrate):
-    result = batch_integrator.integrate(frames)
-    assert result.intensity.shape == (len(frames), 300)
-    for i, frame in enumerate(frames):
+def test_matches_pyfai_integrate1d(batch_integrator, integration_frames, integrate):
+    result = batch_integrator.integrate(integration_frames)
+    assert result.intensity.shape == (len(integration_frames), 300)
+    for i, frame in enumerate(integration_frames):
         ref = integrate(frame)  # per-frame mask of negative and overflowing pixels
         np.testing.assert_allclose(batch_integrator.radial, ref.radial, rtol=1e-12)
         np.testing.assert_allclose(result.intensity[i], ref.intensity, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(result.sigma[i], ref.sigma, rtol=1e-4, atol=1e-6)
 
 
-def test_bad_pixels_are_dropped_not_counted(batch_integrator, frames):
-    clean = frames[3].copy()
+def test_bad_pixels_are_dropped_not_counted(batch_integrator, integration_frames):
+    clean = integration_frames[3].copy()
     clean[100, 200] = 0
-    with_overflow = batch_integrator.integrate(frames[3:4]).intensity[0]
+    with_overflow = batch_integrator.integrate(integration_frames[3:4]).intensity[0]
     # the overflowing pixel must not leak ~1e6 counts into its bin
     assert np.nanmax(with_overflow) < 10 * np.nanmedian(with_overflow)
     assert not np.allclose(with_overflow, batch_integrator.integrate(clean[None]).intensity[0])
 
 
-def test_batch_size_does_not_change_results(integrator, detector_mask, instrument, frames):
+def test_batch_size_does_not_change_results(
+    integrator, detector_mask, instrument, integration_frames
+):
     cfg = load_process().integration
     a = BatchIntegrator(
         integrator,
@@ -64,7 +43,9 @@ def test_batch_size_does_not_change_results(integrator, detector_mask, instrumen
         cfg.model_copy(update={"batch_frames": 64}),
         count_cutoff=instrument.count_cutoff,
     )
-    np.testing.assert_allclose(a.integrate(frames).intensity, b.integrate(frames).intensity)
+    np.testing.assert_allclose(
+        a.integrate(integration_frames).intensity, b.integrate(integration_frames).intensity
+    )
 
 
 def test_bad_poni_names_the_field(tmp_path, integrator):
@@ -94,7 +75,9 @@ def _without(text: str, *prefixes: str) -> str:
     return "\n".join(li for li in text.splitlines() if not li.startswith(prefixes)) + "\n"
 
 
-def test_a_poni_naming_no_detector_takes_it_from_the_frames(tmp_path, integrator, frames):
+def test_a_poni_naming_no_detector_takes_it_from_the_frames(
+    tmp_path, integrator, integration_frames
+):
     """PONI files written by other programs may lack the Detector line (and a v1 PONI
     states only pixel sizes): the detector is then the frames' shape and the pixel size
     the PONI, the frame header or the manifest gives."""
@@ -115,13 +98,14 @@ def test_a_poni_naming_no_detector_takes_it_from_the_frames(tmp_path, integrator
         got = BatchIntegrator(ai, mask, cfg, count_cutoff=2**31 - 1)
         np.testing.assert_array_equal(got.radial, expected.radial)
         np.testing.assert_allclose(
-            got.integrate(frames[:4]).intensity, expected.integrate(frames[:4]).intensity
+            got.integrate(integration_frames[:4]).intensity,
+            expected.integrate(integration_frames[:4]).intensity,
         )
     with pytest.raises(GeometryError, match=r"Pilatus100k has \(195, 487\) pixels, the frames"):
         load_geometry(named, shape=(487, 195))
 
 
-def test_orientation_says_how_the_image_is_stored(tmp_path, integrator, frames):
+def test_orientation_says_how_the_image_is_stored(tmp_path, integrator, integration_frames):
     """A frame stored mirrored left-right integrates like the original once the
     orientation says so (pyFAI 4: origin bottom left), and wrongly without."""
     poni = geometry.write_poni(integrator, tmp_path / "g.poni")
@@ -131,8 +115,8 @@ def test_orientation_says_how_the_image_is_stored(tmp_path, integrator, frames):
     mirrored = BatchIntegrator(
         load_geometry(poni, orientation=4), mask, cfg, count_cutoff=2**31 - 1
     )
-    want = plain.integrate(frames[:4]).intensity
-    got = mirrored.integrate(frames[:4, :, ::-1]).intensity
+    want = plain.integrate(integration_frames[:4]).intensity
+    got = mirrored.integrate(integration_frames[:4, :, ::-1]).intensity
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    wrong = plain.integrate(frames[:4, :, ::-1]).intensity
+    wrong = plain.integrate(integration_frames[:4, :, ::-1]).intensity
     assert np.nanmax(np.abs(wrong - want)) > 0.1 * np.nanmax(want)

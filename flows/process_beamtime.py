@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import dask
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from tqdm import tqdm
 
 from flows.hooks import record_failure
-from flows.runtime import dask_task_runner
+from flows.runtime import GPU_RESOURCE, dask_task_runner, require_gpu_workers
 from tasks.ingest import ingest_integrate_chunk, plan_beamtime_task
 from tasks.report import ProgressBoard, publish_summary
 from xrdmap.config import ProcessConfig, load_process
 from xrdmap.ingest import ChunkReport
 from xrdmap.store import exclusive_writer, quarantine_counts
+
+if TYPE_CHECKING:
+    from prefect_dask import DaskTaskRunner
 
 
 @dataclass
@@ -62,7 +68,10 @@ def process_beamtime(
         reports: list[ChunkReport] = []
         if todo:
             board = ProgressBoard(plan)
-            futures = [ingest_integrate_chunk.submit(store, chunk, cfg) for chunk in todo]
+            # integration.device cuda: only workers declaring a GPU take chunks
+            on_gpu = cfg.integration.device == "cuda"
+            with dask.annotate(resources=GPU_RESOURCE) if on_gpu else nullcontext():
+                futures = [ingest_integrate_chunk.submit(store, chunk, cfg) for chunk in todo]
             bar = tqdm(
                 total=sum(c.n_frames for c in todo),
                 unit="frame",
@@ -104,7 +113,16 @@ def run_process_beamtime(
     retry_quarantined: bool = False,
 ) -> ProcessSummary:
     """Run the flow on the Dask cluster that ``cfg.dask`` describes."""
-    runner = dask_task_runner(cfg.dask)
+    runner = ingest_task_runner(cfg)
     return process_beamtime.with_options(task_runner=runner)(
         beamtime_dir, store, cfg, progress_bar=progress_bar, retry_quarantined=retry_quarantined
     )
+
+
+def ingest_task_runner(cfg: ProcessConfig) -> DaskTaskRunner:
+    """The Dask runner of ``cfg.dask`` for ingest; with ``integration.device: cuda``, its
+    workers declare a GPU, checked before anything starts."""
+    on_gpu = cfg.integration.device == "cuda"
+    if on_gpu:
+        require_gpu_workers(cfg.dask)
+    return dask_task_runner(cfg.dask, gpu_workers=on_gpu)

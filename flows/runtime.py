@@ -40,10 +40,17 @@ JOBQUEUE_CLUSTERS = {
 }
 
 
-def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
+#: The Dask worker resource of a worker that integrates on a GPU; with
+#: ``integration.device: cuda`` only such workers take ingest chunks.
+GPU_RESOURCE = {"GPU": 1}
+
+
+def dask_task_runner(cfg: DaskConfig, *, gpu_workers: bool = False) -> DaskTaskRunner:
     """A local cluster of single-threaded processes, an existing scheduler, or a
     batch-system cluster (dask-jobqueue, adaptive), as ``cfg`` says; a cluster slow to
-    stop after the work does not fail the flow (:mod:`flows.dask_runner`)."""
+    stop after the work does not fail the flow (:mod:`flows.dask_runner`).
+    ``gpu_workers``: the workers it starts declare :data:`GPU_RESOURCE` (those of an
+    existing scheduler were started with ``--resources GPU=1`` or not)."""
     from flows.dask_runner import StopTolerantDaskTaskRunner as DaskTaskRunner
 
     if cfg.address:
@@ -69,6 +76,8 @@ def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
                 f"export {k}={shlex.quote(v)}" for k, v in cfg.worker_environ.items()
             ],
         }
+        if gpu_workers:
+            kwargs["worker_extra_args"] = ["--resources", _resource_arg(GPU_RESOURCE)]
         return DaskTaskRunner(
             cluster_class=JOBQUEUE_CLUSTERS[jq.system],
             cluster_kwargs={k: v for k, v in kwargs.items() if v is not None},
@@ -82,7 +91,40 @@ def dask_task_runner(cfg: DaskConfig) -> DaskTaskRunner:
     }
     if cfg.n_workers:
         kwargs["n_workers"] = cfg.n_workers
+    if gpu_workers:  # every local worker shares this machine's GPU
+        kwargs["resources"] = GPU_RESOURCE
     return DaskTaskRunner(cluster_kwargs=kwargs)
+
+
+def _resource_arg(resources: dict[str, int]) -> str:
+    """``{"GPU": 1}`` as ``dask worker --resources`` takes it: ``GPU=1``."""
+    return ",".join(f"{name}={amount}" for name, amount in resources.items())
+
+
+def require_gpu_workers(cfg: DaskConfig) -> None:
+    """Before a flow whose chunks need :data:`GPU_RESOURCE` starts: a local cluster
+    needs a usable CUDA device here, an existing scheduler a worker declaring the
+    resource (chunks would otherwise wait for one forever); a batch cluster starts its
+    workers with it. A :class:`~xrdmap.errors.ConfigError` says what is missing."""
+    from xrdmap.errors import ConfigError
+
+    if cfg.jobqueue:
+        return
+    if cfg.address:
+        from distributed import Client
+
+        with Client(cfg.address, timeout=30, set_as_default=False) as client:
+            workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        if not any(set(GPU_RESOURCE) <= set(w.get("resources", {})) for w in workers):
+            raise ConfigError(
+                f"integration.device: cuda, but no worker of the scheduler at {cfg.address} "
+                f"declares a GPU (start them with: dask worker --resources "
+                f"{_resource_arg(GPU_RESOURCE)}); or use device auto"
+            )
+        return
+    from xrdmap.integrate_gpu import require_cuda
+
+    require_cuda()
 
 
 def sized_task_runner(cfg: DaskConfig, input_mb: float) -> TaskRunner:

@@ -106,12 +106,15 @@ def init(args: argparse.Namespace) -> int:
 
 
 def process_settings(args: argparse.Namespace) -> ProcessConfig:
-    """``process.yaml`` with the command line's chunk size, scheduler and workers."""
+    """``process.yaml`` with the command line's chunk size, scheduler, workers and
+    integration device."""
     cfg = load_process(conf_file(args.conf, "process.yaml"))
     updates: dict = {}
     if args.chunk_frames:
         updates["chunk_frames"] = args.chunk_frames
         updates["frames_chunk_frames"] = math.gcd(args.chunk_frames, cfg.frames_chunk_frames)
+    if args.device:
+        updates["integration"] = {**cfg.integration.model_dump(), "device": args.device}
     dask = cfg.dask.model_copy(
         update={k: v for k, v in (("address", args.scheduler), ("n_workers", args.workers)) if v}
     )
@@ -126,6 +129,10 @@ def process(args: argparse.Namespace) -> int:
     # Bad input fails here, in a second, before Prefect starts; the flow's plan task
     # reuses this inspection (same process, inputs unchanged).
     preflight(str(args.beamtime_dir), store, cfg)
+    if cfg.integration.device == "cuda":  # a GPU here, or a worker declaring one
+        from flows.runtime import require_gpu_workers
+
+        require_gpu_workers(cfg.dask)
     with prefect_session(args.verbose):
         from flows.process_beamtime import run_process_beamtime
 
@@ -306,6 +313,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     proc.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     proc.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
     proc.add_argument("--chunk-frames", type=int, default=None, help="frames per task")
+    proc.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default=None,
+        help="where to integrate: auto (a CUDA GPU where CuPy finds one, else the CPU), "
+        "cpu, cuda (only workers declaring a GPU); default: process.yaml's integration.device",
+    )
     proc.add_argument(
         "--retry-quarantined",
         action="store_true",

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from xrdmap.config import CONF_DIR
+from xrdmap.integrate_gpu import cuda_unavailable
 
 
 def test_help_lists_subcommands(xrdmap):
@@ -110,6 +111,19 @@ def test_process_bad_config_fails_before_any_work(tiny_beamtime, tmp_path, xrdma
     assert out.stderr.strip() == (
         f"xrdmap process: error: {conf / 'process.yaml'}: integration.npt: "
         "Input should be greater than or equal to 10"
+    )
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.skipif(cuda_unavailable() is None, reason="a CUDA device is present here")
+def test_process_on_a_gpu_without_one_fails_before_any_work(tiny_beamtime, tmp_path, xrdmap):
+    out = xrdmap(
+        "process", tiny_beamtime.beamtime_dir, "--store", tmp_path / "s", "--device", "cuda"
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"xrdmap process: error: integration.device: cuda, but {cuda_unavailable()}; "
+        "use auto or cpu"
     )
     assert not (tmp_path / "s").exists()
 

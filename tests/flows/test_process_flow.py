@@ -2,6 +2,7 @@
 cluster of worker processes, Zarr stores on disk, CBF files."""
 
 import hashlib
+import json
 import os
 import shutil
 
@@ -11,6 +12,8 @@ import pytest
 import zarr
 
 from xrdmap.config import load_process
+from xrdmap.errors import ConfigError
+from xrdmap.integrate_gpu import cuda_unavailable
 from xrdmap.sources import STATUS_CORRUPT, STATUS_MISSING, STATUS_WRONG_SHAPE
 from xrdmap.store import StoreError
 
@@ -124,6 +127,9 @@ def test_artifacts_are_published(processed, prefect_server):
         )
     assert {"progress-bt-zarr-a-urban", "progress-bt-zarr-b-marine"} <= keys
     assert table and "A_urban" in str(table[0].data)
+    rows = json.loads(table[0].data)
+    where = "cpu" if cuda_unavailable() else "cuda:"
+    assert all(row["integrated on"].startswith(where) for row in rows)
 
 
 def _digest_tree(root):
@@ -271,3 +277,21 @@ def test_runs_on_a_real_dask_scheduler_with_two_workers(
     ran = dask_scheduler.client.run(chunks_ran_here)
     assert summary.frames_processed == 731
     assert sorted(ran.values()) == [True, True]  # both workers integrated chunks
+
+
+def test_gpu_chunks_need_a_worker_declaring_a_gpu(
+    tiny_beamtime, small_cfg, tmp_path, dask_scheduler
+):
+    """integration.device cuda on a scheduler whose workers declare no GPU: refused at
+    once, naming the scheduler and the fix, instead of chunks waiting forever."""
+    cfg = small_cfg.model_copy(
+        update={
+            "dask": small_cfg.dask.model_copy(update={"address": dask_scheduler.address}),
+            "integration": small_cfg.integration.model_copy(update={"device": "cuda"}),
+        }
+    )
+    with pytest.raises(
+        ConfigError, match=r"no worker of the scheduler at tcp://127.0.0.1:\d+ declares a GPU"
+    ):
+        run(tiny_beamtime.beamtime_dir, tmp_path / "gpu.zarr", cfg)
+    assert not (tmp_path / "gpu.zarr").exists()

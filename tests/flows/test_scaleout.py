@@ -7,6 +7,8 @@ from pydantic import ValidationError
 
 from flows.runtime import dask_task_runner
 from xrdmap.config import DaskConfig, JobqueueConfig
+from xrdmap.errors import ConfigError
+from xrdmap.integrate_gpu import cuda_unavailable
 
 
 def test_jobqueue_config_gives_a_slurm_cluster_with_the_facility_settings():
@@ -35,6 +37,36 @@ def test_jobqueue_config_gives_a_slurm_cluster_with_the_facility_settings():
     assert "#SBATCH -p short" in script and "#SBATCH -A bl01" in script
     assert "#SBATCH -t 01:00:00" in script and "--nworkers 4" in script
     assert "export MALLOC_TRIM_THRESHOLD_=268435456" in script  # before the workers start
+
+
+def test_gpu_workers_declare_the_gpu_resource():
+    """integration.device cuda: the workers a runner starts declare a GPU, those of a
+    batch cluster through their command line."""
+    from flows.runtime import GPU_RESOURCE
+
+    local = dask_task_runner(DaskConfig(n_workers=2), gpu_workers=True)
+    assert local.cluster_kwargs["resources"] == GPU_RESOURCE == {"GPU": 1}
+    assert "resources" not in dask_task_runner(DaskConfig(n_workers=2)).cluster_kwargs
+    batch = dask_task_runner(DaskConfig(jobqueue=JobqueueConfig(system="slurm")), gpu_workers=True)
+    from dask_jobqueue import SLURMCluster
+
+    with SLURMCluster(
+        **batch.cluster_kwargs, scheduler_options={"dashboard_address": None}
+    ) as cluster:
+        assert "--resources GPU=1" in cluster.job_script()
+
+
+@pytest.mark.skipif(cuda_unavailable() is None, reason="a CUDA device is present here")
+def test_cuda_without_a_device_stops_before_any_cluster_starts():
+    from flows.process_beamtime import ingest_task_runner
+    from xrdmap.config import load_process
+
+    cfg = load_process()
+    cfg = cfg.model_copy(
+        update={"integration": cfg.integration.model_copy(update={"device": "cuda"})}
+    )
+    with pytest.raises(ConfigError, match=r"^integration\.device: cuda, but .*; use auto or cpu$"):
+        ingest_task_runner(cfg)
 
 
 def test_local_and_address_runners():

@@ -7,7 +7,7 @@ SEED ?= 0
 # pytest-xdist workers of `make test` (one test module per worker at a time).
 TEST_WORKERS ?= 2
 
-.PHONY: run test test-fast lint typecheck format simulate-full bench-process bench-classifier bench-fit bench-predict bench-al server worker deploy clean
+.PHONY: run test test-fast lint typecheck format simulate-full bench-process bench-gpu bench-classifier bench-fit bench-predict bench-al server worker deploy clean
 
 # Operations (see README "Operations"): where the deployments find things.
 PREFECT_PORT ?= 4200
@@ -68,6 +68,14 @@ bench-process: $(BIN)/.installed
 	$(BIN)/python benchmarks/process_benchmark.py data/full/beamtime --store data/full.zarr --cache warm \
 		--also data/full-nxmx.yaml --also-store data/full-nxmx.zarr
 	$(BIN)/python benchmarks/codec_benchmark.py data/full.zarr
+
+## The GPU path against the CPU path, integration alone and ingest on local workers (a
+## CUDA machine; CUDA ?= 12 or 13 picks CuPy's wheel; ~3 min on 16 cores).
+CUDA ?= 12
+bench-gpu: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e ".[dev,cuda$(CUDA)]"
+	$(BIN)/python benchmarks/gpu_benchmark.py
+	$(BIN)/python benchmarks/gpu_ingest_benchmark.py --workers $$(nproc)
 
 ## The classifier against the ground truth (139 random labels, 5 seeds; ~10 min).
 bench-classifier: $(BIN)/.installed

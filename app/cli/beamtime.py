@@ -122,13 +122,17 @@ def process_settings(args: argparse.Namespace) -> ProcessConfig:
 
 
 def process(args: argparse.Namespace) -> int:
-    from xrdmap.plan import preflight
+    from xrdmap.plan import nothing_to_do, preflight
 
     cfg = process_settings(args)
     store = str(args.store)
     # Bad input fails here, in a second, before Prefect starts; the flow's plan task
     # reuses this inspection (same process, inputs unchanged).
-    preflight(str(args.beamtime_dir), store, cfg)
+    inspection = preflight(str(args.beamtime_dir), store, cfg)
+    if not args.retry_quarantined and nothing_to_do(store, inspection, cfg):
+        frames = sum(s.n_points for s in inspection.beamtime.samples)
+        print(f"Nothing to do: {store} already holds all {frames} frames.")
+        return 0
     if cfg.integration.device == "cuda":  # a GPU here, or a worker declaring one
         from flows.runtime import require_gpu_workers
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import zarr
 
 from xrdmap.beamtime import Beamtime, SampleScan, detector_geometry
 from xrdmap.config import ProcessConfig
@@ -220,6 +221,22 @@ def plan_beamtime(
         detector_shape=integrator.shape,
         provenance=inspection.provenance,
     )
+    regions, done, retry = _chunks(store, root, beamtime, cfg, retry_quarantined)
+    return Plan(
+        store=store,
+        beamtime=beamtime,
+        geometry=inspection.geometry,
+        regions=tuple(regions),
+        done=frozenset(done),
+        retry=retry,
+    )
+
+
+def _chunks(
+    store: str, root: zarr.Group, beamtime: Beamtime, cfg: ProcessConfig, retry_quarantined: bool
+) -> tuple[list[ChunkRegion], set[tuple[str, int]], dict[tuple[str, int], tuple[int, ...]]]:
+    """Every task region, those done (their frame files checked unchanged), and the
+    quarantined points of done chunks to read again; reads the store only."""
     regions: list[ChunkRegion] = []
     done: set[tuple[str, int]] = set()
     retry: dict[tuple[str, int], tuple[int, ...]] = {}
@@ -239,11 +256,16 @@ def plan_beamtime(
             done.add((sample.name, r.index))
             if again:
                 retry[(sample.name, r.index)] = tuple(int(p) for p in np.flatnonzero(~ok) + r.start)
-    return Plan(
-        store=store,
-        beamtime=beamtime,
-        geometry=inspection.geometry,
-        regions=tuple(regions),
-        done=frozenset(done),
-        retry=retry,
-    )
+    return regions, done, retry
+
+
+def nothing_to_do(store: str, inspection: Inspection, cfg: ProcessConfig) -> bool:
+    """True if ``store`` is laid out for this beamtime and settings and every chunk is
+    done from the frame files there now (:func:`plan_beamtime` would list none to do);
+    reads only, so a command can say so without starting a flow."""
+    settings = store_settings(inspection.beamtime, cfg, inspection.provenance)
+    if not check_compatible(store, settings):
+        return False
+    root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
+    regions, done, _ = _chunks(store, root, inspection.beamtime, cfg, False)
+    return len(done) == len(regions)

@@ -221,6 +221,29 @@ def test_resume_refuses_frames_of_another_acquisition(beamtime, cfg, tmp_path, p
         plan_beamtime(str(beamtime), str(store), cfg)
 
 
+def test_a_finished_store_needs_no_run_unless_its_frames_changed(
+    beamtime, cfg, tmp_path, process_core
+):
+    """`xrdmap process` on a finished store answers without starting a flow: only when
+    every chunk is done, and never past frame files changed since they were ingested."""
+    from xrdmap.plan import nothing_to_do, preflight
+
+    store = str(tmp_path / "s.zarr")
+
+    def finished() -> bool:
+        return nothing_to_do(store, preflight(str(beamtime), store, cfg), cfg)
+
+    assert not finished()  # no store yet
+    process_core(beamtime, store, cfg, chunks=2)
+    assert not finished()
+    process_core(beamtime, store, cfg)
+    assert finished()
+    frame = beamtime / "B_marine" / "frames" / "B_marine_000002.cbf"
+    frame.write_bytes((beamtime / "B_marine" / "frames" / "B_marine_000300.cbf").read_bytes())
+    with pytest.raises(StoreError, match=r"B_marine points 0\.\.99: their frame files changed"):
+        finished()
+
+
 def test_resume_refuses_another_beamtime_json_and_says_what_differs(
     beamtime, cfg, tmp_path, process_core
 ):

@@ -9,10 +9,12 @@ from app.cli.common import add_verbose, prefect_session
 from xrdmap.active.scores import DEFAULT_SCORE, SCORES
 from xrdmap.active.strategies import DEFAULT_STRATEGY, STRATEGIES
 from xrdmap.config import ConfigError, conf_file, load_phases, load_process, registry_dir
-from xrdmap.store import StoreError, has_confidences, open_store, sample_sizes
+from xrdmap.errors import StoreError
 
 
 def query(args: argparse.Namespace) -> int:
+    from xrdmap.store import has_confidences, open_store  # zarr: not for --help
+
     store = str(args.store)
     root = open_store(store)
     if args.n < 1:
@@ -44,6 +46,8 @@ def query(args: argparse.Namespace) -> int:
 
 
 def al_rounds(args: argparse.Namespace) -> int:
+    from xrdmap.store import sample_sizes
+
     store = str(args.store)
     sample_sizes(store)  # not a store: one line, before anything starts
     registry = registry_dir(args.conf, args.registry)

@@ -1,16 +1,19 @@
-"""Label commands: ``labels import|export``, ``label-ui``, ``draw-labels``."""
+"""Label commands: ``labels import|export``, ``label-ui``, ``draw-labels``.
+
+Each command imports what it needs (zarr, pandas): ``xrdmap --help`` and the other
+commands do not pay for them."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from xrdmap.label_store import export_labels, import_labels
-from xrdmap.labels import read_labels_csv
-from xrdmap.store import sample_sizes
-
 
 def labels_import(args: argparse.Namespace) -> int:
+    from xrdmap.label_store import import_labels
+    from xrdmap.labels import read_labels_csv
+    from xrdmap.store import sample_sizes
+
     store = str(args.store)
     table = read_labels_csv(args.file, sample_sizes(store))
     if args.labeler:
@@ -25,6 +28,8 @@ def labels_import(args: argparse.Namespace) -> int:
 
 
 def labels_export(args: argparse.Namespace) -> int:
+    from xrdmap.label_store import export_labels
+
     n = export_labels(str(args.store), args.out)
     print(f"Wrote {n} stored labels of {args.store} to {args.out}")
     return 0
@@ -35,6 +40,7 @@ def label_ui(args: argparse.Namespace) -> int:
 
     from app.label_page import create_app
     from xrdmap.active.queue import QUEUE_FILE, newest_queue
+    from xrdmap.store import sample_sizes
 
     store = str(args.store)
     sample_sizes(store)  # not a store: one line, before anything starts
@@ -47,6 +53,7 @@ def label_ui(args: argparse.Namespace) -> int:
 
 def draw_labels(args: argparse.Namespace) -> int:
     from xrdmap.simulate.expert import draw_expert_labels
+    from xrdmap.store import sample_sizes
 
     sizes = sample_sizes(str(args.store))
     labels = draw_expert_labels(args.truth_dir, list(sizes), args.n, seed=args.seed)

@@ -8,12 +8,11 @@ from pathlib import Path
 
 from app.cli.common import add_verbose, prefect_session, print_metrics
 from xrdmap.config import conf_file, load_phases, load_process, load_train, registry_dir
-from xrdmap.label_store import labels_for
-from xrdmap.store import sample_sizes
 
 
 def train(args: argparse.Namespace) -> int:
     from models.train import train_version
+    from xrdmap.label_store import labels_for
 
     cfg = load_train(conf_file(args.conf, "train.yaml"))
     phases = load_phases(conf_file(args.conf, "phases.yaml"))
@@ -39,6 +38,7 @@ def predict(args: argparse.Namespace) -> int:
     from models.predict import domain_mapping
     from models.registry import read_card
     from xrdmap.maps import abstain_counts
+    from xrdmap.store import sample_sizes
 
     store = str(args.store)
     sample_sizes(store)  # not a store: one line, before anything starts
@@ -79,6 +79,7 @@ def predict(args: argparse.Namespace) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     from xrdmap.evaluation import evaluate_store
+    from xrdmap.label_store import labels_for
 
     store = str(args.store)
     labels = labels_for(store, args.labels)

@@ -8,12 +8,11 @@ from pathlib import Path
 
 from app.cli.common import add_verbose, prefect_session
 from xrdmap.config import conf_file, load_phases, load_process
-from xrdmap.store import sample_sizes
 
 
 def fit(args: argparse.Namespace) -> int:
     from flows.phase_fit import MAPS_FOLDER
-    from xrdmap.store import maps_dir
+    from xrdmap.store import maps_dir, sample_sizes
 
     store = str(args.store)
     sample_sizes(store)  # not a store: one line, before anything starts
@@ -41,7 +40,7 @@ def fit(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     from xrdmap.beamtime_report import read_sample_sheet
     from xrdmap.errors import StoreError
-    from xrdmap.store import PHASE_FIT, open_store, report_dir, sample_group, samples
+    from xrdmap.store import PHASE_FIT, open_store, report_dir, sample_group, sample_sizes, samples
 
     store = str(args.store)
     sample_sizes(store)

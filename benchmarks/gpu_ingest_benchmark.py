@@ -28,6 +28,10 @@ import numpy as np
 
 
 def worst_pattern_difference(cpu_store: str, gpu_store: str) -> float:
+    """:func:`gpu_benchmark.worst_difference` of the two stores' patterns, over the
+    points the CPU store integrated."""
+    from gpu_benchmark import worst_difference  # beside this script
+
     from xrdmap.store import open_store, sample_group, samples
 
     a, b = open_store(cpu_store), open_store(gpu_store)
@@ -35,8 +39,7 @@ def worst_pattern_difference(cpu_store: str, gpu_store: str) -> float:
     for sample in samples(a):
         x, y = sample_group(a, sample)["patterns"][:], sample_group(b, sample)["patterns"][:]
         ok = np.isfinite(x).all(axis=1)
-        scale = np.abs(x[ok]).max(axis=1, keepdims=True)
-        worst = max(worst, float(np.max(np.abs(y[ok] - x[ok]) / np.maximum(np.abs(x[ok]), scale))))
+        worst = max(worst, worst_difference(y[ok], x[ok]))
     return worst
 
 

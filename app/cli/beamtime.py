@@ -121,6 +121,10 @@ def process_settings(args: argparse.Namespace) -> ProcessConfig:
     return ProcessConfig.model_validate({**cfg.model_dump(), **updates, "dask": dask.model_dump()})
 
 
+def _nothing_to_do(store: str, frames: int) -> str:
+    return f"Nothing to do: {store} already holds all {frames} frames."
+
+
 def process(args: argparse.Namespace) -> int:
     from xrdmap.plan import nothing_to_do, preflight
 
@@ -130,8 +134,7 @@ def process(args: argparse.Namespace) -> int:
     # reuses this inspection (same process, inputs unchanged).
     inspection = preflight(str(args.beamtime_dir), store, cfg)
     if not args.retry_quarantined and nothing_to_do(store, inspection, cfg):
-        frames = sum(s.n_points for s in inspection.beamtime.samples)
-        print(f"Nothing to do: {store} already holds all {frames} frames.")
+        print(_nothing_to_do(store, sum(s.n_points for s in inspection.beamtime.samples)))
         return 0
     if cfg.integration.device == "cuda":  # a GPU here, or a worker declaring one
         from flows.runtime import require_gpu_workers
@@ -148,7 +151,7 @@ def process(args: argparse.Namespace) -> int:
             retry_quarantined=args.retry_quarantined,
         )
     if summary.chunks_processed == 0:
-        print(f"Nothing to do: {store} already holds all {summary.frames} frames.")
+        print(_nothing_to_do(store, summary.frames))
     else:
         print(
             f"Processed {_count(summary.frames_processed, 'frame')} "

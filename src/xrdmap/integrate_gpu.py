@@ -90,8 +90,6 @@ class CudaIntegrator:
 
         self.cfg = cpu.cfg
         self.shape = cpu.shape
-        self.radial = cpu.radial
-        self.method = cpu.method
         self.block_frames = block_frames
         props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
         self.device = f"cuda:{cp.cuda.Device().id} {props['name'].decode()}"

@@ -17,6 +17,12 @@ def _device(name: str):
     return cfg.model_copy(update={"device": name})
 
 
+def worst_difference(got: np.ndarray, want: np.ndarray) -> float:
+    """Largest |got - want| relative to the larger of |want| and its frame's largest."""
+    scale = np.abs(want).max(axis=1, keepdims=True)
+    return float(np.max(np.abs(got - want) / np.maximum(np.abs(want), scale)))
+
+
 def test_the_cpu_is_used_where_asked_or_where_there_is_no_gpu(batch_integrator):
     assert for_device(batch_integrator, _device("cpu")) is batch_integrator
     chosen = for_device(batch_integrator, _device("auto"))
@@ -42,8 +48,7 @@ def test_the_gpu_gives_the_cpu_path_results(batch_integrator, integration_frames
     for name in ("intensity", "sigma"):
         a, b = getattr(want, name), getattr(got, name)
         assert b.dtype == np.float32 and b.shape == a.shape
-        scale = np.abs(a).max(axis=1, keepdims=True)
-        worst = np.max(np.abs(b - a) / np.maximum(np.abs(a), scale))
+        worst = worst_difference(b, a)
         assert worst <= 1e-5, f"{name}: {worst:.2e} relative to the frame's largest value"
         np.testing.assert_array_equal(a == 0, b == 0)  # the same empty bins
     overflow_free = integration_frames[3].copy()
@@ -76,8 +81,7 @@ def test_ingest_on_the_gpu_writes_the_cpu_store(tiny_beamtime, tmp_path):
             a, b = cpu[array][:], gpu[array][:]
             ok = np.isfinite(a).all(axis=1)
             np.testing.assert_array_equal(np.isfinite(b).all(axis=1), ok)
-            scale = np.abs(a[ok]).max(axis=1, keepdims=True)
-            assert np.max(np.abs(b[ok] - a[ok]) / np.maximum(np.abs(a[ok]), scale)) <= 1e-5
+            assert worst_difference(b[ok], a[ok]) <= 1e-5
 
 
 @needs_cuda

@@ -25,6 +25,7 @@ from flows.hooks import record_failure
 from flows.phase_fit import fit_phases
 from flows.predict import predict_runner, predict_store
 from flows.process_beamtime import ingest_task_runner, process_beamtime
+from flows.runtime import dask_task_runner
 from tasks.catalog import choose_beamtimes, latest_model_version, record_pipeline
 from xrdmap.catalog import store_for
 from xrdmap.config import conf_file, load_phases, load_process, registry_dir
@@ -53,11 +54,11 @@ def beamtime_pipeline(
         raise ValueError(f"stages: unknown {', '.join(unknown)}; choose from {STAGES}")
     cfg = load_process(conf_file(conf_dir, "process.yaml"))
     registry = registry_dir(conf_dir, registry)
-    runner = ingest_task_runner(cfg)
     if "ingest" in stages:
+        runner = ingest_task_runner(cfg, beamtime_dir)
         process_beamtime.with_options(task_runner=runner)(beamtime_dir, store, cfg)
     if "fit" in stages:
-        fit_phases.with_options(task_runner=runner)(store, conf_dir)
+        fit_phases.with_options(task_runner=dask_task_runner(cfg.dask))(store, conf_dir)
     version = model_version or latest_model_version(registry)
     if "predict" in stages:
         if version:

@@ -127,16 +127,19 @@ def require_gpu_workers(cfg: DaskConfig) -> None:
     require_cuda()
 
 
-def sized_task_runner(cfg: DaskConfig, input_mb: float) -> TaskRunner:
-    """Prefect's thread pool in the flow's own process when ``cfg`` names no scheduler
-    or batch cluster and the flow reads less than ``cfg.in_process_below_mb``
-    (starting a local cluster, whose workers each import TensorFlow and load the model,
-    costs more than such work); :func:`dask_task_runner` otherwise."""
+def sized_task_runner(
+    cfg: DaskConfig, input_mb: float, *, threads: int | None = None, gpu_workers: bool = False
+) -> TaskRunner:
+    """Prefect's thread pool in the flow's own process (``threads``, default
+    ``cfg.n_workers`` or one per core) when ``cfg`` names no scheduler or batch cluster
+    and the flow reads less than ``cfg.in_process_below_mb`` (starting a local cluster,
+    whose workers each import Prefect, pyFAI or TensorFlow, costs more than such work);
+    :func:`dask_task_runner` otherwise."""
     if cfg.address or cfg.jobqueue or input_mb >= cfg.in_process_below_mb:
-        return dask_task_runner(cfg)
+        return dask_task_runner(cfg, gpu_workers=gpu_workers)
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    return ThreadPoolTaskRunner(max_workers=cfg.n_workers or os.cpu_count())
+    return ThreadPoolTaskRunner(max_workers=threads or cfg.n_workers or os.cpu_count())
 
 
 def quiet_defaults(*, console_level: str = "INFO") -> None:

@@ -279,9 +279,9 @@ class DaskConfig(_Model):
     in_process_below_mb: float = Field(
         512,
         ge=0,
-        description="Flows that read less than this (predict: the patterns, float32 MB) "
-        "run their tasks on threads in their own process when no scheduler or batch "
-        "cluster is named; 0 = always a Dask cluster",
+        description="Flows that read less than this (process: the frame files on disk; "
+        "predict: the patterns, float32 MB) run their tasks on threads in their own "
+        "process when no scheduler or batch cluster is named; 0 = always a Dask cluster",
     )
     #: numbers as written unquoted in YAML (MALLOC_TRIM_THRESHOLD_: 268435456) are
     #: taken as the text the environment holds

@@ -1,5 +1,6 @@
 """The process-beamtime flow with real components: a Prefect test server, a local Dask
-cluster of worker processes, Zarr stores on disk, CBF files."""
+cluster of worker processes (or, for a small beamtime, a thread of the flow's process),
+Zarr stores on disk, CBF files."""
 
 import hashlib
 import json
@@ -21,15 +22,17 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def small_cfg():
+def in_process_cfg():
+    """Chunks of 128 frames; the tiny beamtime is ingested in the flow's process."""
     cfg = load_process()
-    return cfg.model_copy(
-        update={
-            "chunk_frames": 128,
-            "frames_chunk_frames": 32,
-            "dask": cfg.dask.model_copy(update={"n_workers": 2}),
-        }
-    )
+    return cfg.model_copy(update={"chunk_frames": 128, "frames_chunk_frames": 32})
+
+
+@pytest.fixture(scope="module")
+def small_cfg(in_process_cfg):
+    """The same on a local Dask cluster of two worker processes."""
+    dask = in_process_cfg.dask.model_copy(update={"n_workers": 2, "in_process_below_mb": 0})
+    return in_process_cfg.model_copy(update={"dask": dask})
 
 
 def run(beamtime_dir, store, cfg):
@@ -97,9 +100,23 @@ def test_readable_with_xarray(processed):
     assert strip.shape == (300,) and np.isfinite(strip.values).all()
 
 
-def test_second_run_does_no_work(processed, tiny_beamtime, small_cfg):
+def test_in_process_ingest_writes_the_store_the_cluster_wrote(
+    processed, tiny_beamtime, in_process_cfg, tmp_path
+):
+    _, reference = processed
+    summary = run(tiny_beamtime.beamtime_dir, tmp_path / "here.zarr", in_process_cfg)
+    assert summary.frames_processed == 731
+    a, b = zarr.open_group(tmp_path / "here.zarr", mode="r"), zarr.open_group(reference, mode="r")
+    for sample in ("A_urban", "B_marine"):
+        for name in ("frames", "patterns", "sigma", "status", "input_checksum", "positions"):
+            np.testing.assert_array_equal(
+                a[f"samples/{sample}/{name}"][:], b[f"samples/{sample}/{name}"][:], err_msg=name
+            )
+
+
+def test_second_run_does_no_work(processed, tiny_beamtime, in_process_cfg):
     _, store = processed
-    again = run(tiny_beamtime.beamtime_dir, store, small_cfg)
+    again = run(tiny_beamtime.beamtime_dir, store, in_process_cfg)
     assert again.chunks_processed == 0 and again.chunks_skipped == again.chunks
 
 
@@ -145,7 +162,7 @@ def _digest_tree(root):
 
 
 def test_bad_frames_are_quarantined_and_input_untouched(
-    prefect_server, tiny_beamtime, small_cfg, tmp_path
+    prefect_server, tiny_beamtime, in_process_cfg, tmp_path
 ):
     bt = tmp_path / "beamtime"
     shutil.copytree(tiny_beamtime.beamtime_dir, bt)
@@ -158,7 +175,7 @@ def test_bad_frames_are_quarantined_and_input_untouched(
         str(frames / "A_urban_000301.cbf")
     )  # point 300: wrong shape
     before = _digest_tree(bt)
-    summary = run(bt, tmp_path / "q.zarr", small_cfg)
+    summary = run(bt, tmp_path / "q.zarr", in_process_cfg)
     assert _digest_tree(bt) == before  # raw input neither modified nor touched
     assert sorted((s, p, c) for s, p, c, _ in summary.quarantined) == [
         ("A_urban", 10, STATUS_CORRUPT),
@@ -177,15 +194,25 @@ def test_bad_frames_are_quarantined_and_input_untouched(
 
 def test_sigkill_then_resume(processed, tiny_beamtime, tmp_path):
     """Kill the whole run (CLI, Prefect server, Dask workers) with SIGKILL mid-way; the
-    re-run redoes no finished chunk and the store ends up equal to an uninterrupted one."""
+    re-runs (in the command's process: a small beamtime) redo no finished chunk and the
+    store ends up equal to an uninterrupted one."""
     import signal
     import subprocess
     import sys
     import time
 
+    import yaml
+
+    from xrdmap.config import CONF_DIR
+
     store = tmp_path / "killed.zarr"
+    on_dask = tmp_path / "conf"  # the killed run on a local cluster, whatever its size
+    shutil.copytree(CONF_DIR, on_dask)
+    settings = yaml.safe_load((on_dask / "process.yaml").read_text())
+    settings["dask"]["in_process_below_mb"] = 0
+    (on_dask / "process.yaml").write_text(yaml.safe_dump(settings))
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    cmd = [
+    again = [
         sys.executable,
         "-m",
         "app.cli",
@@ -195,10 +222,9 @@ def test_sigkill_then_resume(processed, tiny_beamtime, tmp_path):
         str(store),
         "--chunk-frames",
         "32",
-        "--workers",
-        "1",
         "--quiet",
     ]
+    cmd = [*again[:3], "--conf", str(on_dask), *again[3:], "--workers", "1"]
     proc = subprocess.Popen(
         cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -221,8 +247,7 @@ def test_sigkill_then_resume(processed, tiny_beamtime, tmp_path):
     total = 10 + 13  # 320 and 411 frames in chunks of 32
     assert 3 <= done_at_kill < total, "the kill came too late to test a resume"
 
-    # the re-runs on two workers and the session's server (the killed run had its own)
-    again = [*cmd[: cmd.index("--workers") + 1], "2", *cmd[cmd.index("--workers") + 2 :]]
+    # the re-runs on the session's server (the killed run had its own)
     rerun = subprocess.run(again, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert f"({total - done_at_kill} chunks)" in rerun.stdout
@@ -240,7 +265,7 @@ def test_sigkill_then_resume(processed, tiny_beamtime, tmp_path):
             )
 
 
-def test_nexus_beamtime_gives_the_same_patterns_as_cbf(prefect_server, small_cfg, tmp_path):
+def test_nexus_beamtime_gives_the_same_patterns_as_cbf(prefect_server, in_process_cfg, tmp_path):
     """The same simulated scan written as CBF and as NeXus processes to equal patterns."""
     from xrdmap.config import PresetConfig, SampleSpec, load_simulation
     from xrdmap.simulate.beamtime import simulate_beamtime
@@ -252,7 +277,7 @@ def test_nexus_beamtime_gives_the_same_patterns_as_cbf(prefect_server, small_cfg
         bt = simulate_beamtime(
             tmp_path / fmt, preset="n", seed=4, layout=fmt, progress=False, sim=sim
         )
-        summary = run(bt.beamtime_dir, tmp_path / f"{fmt}.zarr", small_cfg)
+        summary = run(bt.beamtime_dir, tmp_path / f"{fmt}.zarr", in_process_cfg)
         assert summary.frames_processed == 144 and not summary.quarantined
         stores[fmt] = zarr.open_group(tmp_path / f"{fmt}.zarr", mode="r")["samples/N"]
     assert all(c.startswith("sha256-chunk:") for c in stores["hdf5"]["input_checksum"][:])

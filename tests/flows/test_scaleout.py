@@ -66,7 +66,7 @@ def test_cuda_without_a_device_stops_before_any_cluster_starts():
         update={"integration": cfg.integration.model_copy(update={"device": "cuda"})}
     )
     with pytest.raises(ConfigError, match=r"^integration\.device: cuda, but .*; use auto or cpu$"):
-        ingest_task_runner(cfg)
+        ingest_task_runner(cfg, "never-read")
 
 
 def test_local_and_address_runners():
@@ -92,6 +92,36 @@ def test_small_work_runs_in_process_unless_a_cluster_is_named():
     assert sized_task_runner(named, 0.1).address == "tcp://10.0.0.5:8786"
     batch = DaskConfig(jobqueue=JobqueueConfig(system="slurm"))
     assert isinstance(sized_task_runner(batch, 0.1), DaskTaskRunner)
+
+
+def test_a_small_beamtime_ingests_on_one_thread_in_process(tiny_beamtime):
+    """The tiny beamtime's frame files (69 MB) are below ``in_process_below_mb``: one
+    thread in the flow's process; above it, or with a scheduler named, Dask."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from flows.process_beamtime import ingest_task_runner
+    from xrdmap.config import load_process
+    from xrdmap.plan import inspect_beamtime
+
+    cfg = load_process()
+    bt = str(tiny_beamtime.beamtime_dir)
+    files = sorted(tiny_beamtime.beamtime_dir.rglob("*.cbf"))
+    on_disk = sum(f.stat().st_size for f in files) / 1e6
+    beamtime = inspect_beamtime(bt, cfg).beamtime
+    assert len(files) == 731 and beamtime.frame_files_mb() == pytest.approx(on_disk)
+    # a large beamtime is summed only until the limit is passed
+    assert 10 < beamtime.frame_files_mb(stop_above=10) < 10.5
+
+    runner = ingest_task_runner(cfg, bt)
+    assert isinstance(runner, ThreadPoolTaskRunner) and runner._max_workers == 1
+
+    def with_dask(**changes):
+        return cfg.model_copy(update={"dask": cfg.dask.model_copy(update=changes)})
+
+    assert isinstance(ingest_task_runner(with_dask(in_process_below_mb=50), bt), DaskTaskRunner)
+    named = ingest_task_runner(with_dask(address="tcp://10.0.0.5:8786"), bt)
+    assert isinstance(named, DaskTaskRunner) and named.address == "tcp://10.0.0.5:8786"
 
 
 def test_address_and_jobqueue_together_are_refused():

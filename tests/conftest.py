@@ -6,10 +6,11 @@ training configuration."""
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -162,12 +163,35 @@ def batch_integrator(integrator, detector_mask, instrument):
     return BatchIntegrator(integrator, detector_mask, cfg, count_cutoff=instrument.count_cutoff)
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]):
+    """``build(folder)``'s result, built once per test run in a folder the pytest-xdist
+    workers share (each worker's session fixtures are otherwise its own): the first
+    worker to ask builds it under a file lock, the others wait and read its result.
+    Only for what the tests read and never change."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above each worker's own
+    folder, result = base / name, base / f"{name}.pickle"
+    with FileLock(base / f"{name}.lock"):
+        if not result.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            result.write_bytes(pickle.dumps(build(folder)))
+    return pickle.loads(result.read_bytes())
+
+
 @pytest.fixture(scope="session")
 def tiny_beamtime(tmp_path_factory, tiny_sim_config):
-    out = tmp_path_factory.mktemp("tiny") / "bt"
-    return simulate_beamtime(
-        out, preset="tiny", seed=7, layout="cbf", workers=2, progress=False, sim=tiny_sim_config
-    )
+    return built_once(
+        tmp_path_factory,
+        "tiny",
+        lambda out: simulate_beamtime(
+            out / "bt", preset="tiny", seed=7, layout="cbf", workers=2, progress=False,
+            sim=tiny_sim_config,
+        ),
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -340,21 +364,26 @@ def quick_train_conf():
 
 
 @pytest.fixture(scope="session")
-def two_versions(tiny_store, tiny_beamtime, tmp_path_factory, quick_train_settings):
+def two_versions(request, tiny_beamtime, tmp_path_factory, quick_train_settings):
     """Two model versions (seeds 0 and 1) trained quickly on the tiny store:
-    (registry, v1, v2, labels CSV)."""
-    from models.train import train_version
-    from xrdmap.simulate.expert import draw_expert_labels
+    (registry, v1, v2, labels CSV). Built once per run (:func:`built_once`)."""
 
-    registry = tmp_path_factory.mktemp("registry")
-    labels = draw_expert_labels(tiny_beamtime.truth_dir, ["A_urban", "B_marine"], 60, seed=0)
-    labels_csv = registry.parent / "labels.csv"
-    labels.to_csv(labels_csv, index=False)
-    cfg = quick_train_settings(registry, patience=5)
-    v1, card = train_version(tiny_store, labels, cfg, load_phases())
-    assert card["pretraining"]["synthetic_patterns"] == 400
-    v2, _ = train_version(tiny_store, labels, cfg.model_copy(update={"seed": 1}), load_phases())
-    return str(registry), v1, v2, labels_csv
+    def train(folder: Path) -> tuple[str, str, str, Path]:
+        from models.train import train_version
+        from xrdmap.simulate.expert import draw_expert_labels
+
+        store = request.getfixturevalue("tiny_store")
+        registry = folder / "registry"
+        labels = draw_expert_labels(tiny_beamtime.truth_dir, ["A_urban", "B_marine"], 60, seed=0)
+        labels_csv = folder / "labels.csv"
+        labels.to_csv(labels_csv, index=False)
+        cfg = quick_train_settings(registry, patience=5)
+        v1, card = train_version(store, labels, cfg, load_phases())
+        assert card["pretraining"]["synthetic_patterns"] == 400
+        v2, _ = train_version(store, labels, cfg.model_copy(update={"seed": 1}), load_phases())
+        return str(registry), v1, v2, labels_csv
+
+    return built_once(tmp_path_factory, "two-versions", train)
 
 
 @pytest.fixture(scope="session")

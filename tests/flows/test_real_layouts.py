@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from xrdmap.config import DaskConfig, load_phases, load_process
+from xrdmap.config import DaskConfig, load_process
 from xrdmap.simulate.beamtime import FLY_JITTER, simulate_beamtime
 from xrdmap.store import open_store, sample_group, samples
 
@@ -41,15 +41,10 @@ def layouts(tiny_sim_config, tmp_path_factory, xrdmap):
 
 
 @pytest.fixture(scope="module")
-def model(tiny_store, tiny_beamtime, tmp_path_factory, quick_train_settings):
-    from models.train import train_version
-    from xrdmap.simulate.expert import draw_expert_labels
-
-    registry = tmp_path_factory.mktemp("registry")
-    labels = draw_expert_labels(tiny_beamtime.truth_dir, ["A_urban", "B_marine"], 60, seed=0)
-    cfg = quick_train_settings(registry, max_epochs=20, patience=5)
-    version, _ = train_version(tiny_store, labels, cfg, load_phases())
-    return str(registry), version
+def model(two_versions):
+    """A model version trained on the tiny store: (registry, version)."""
+    registry, version, _, _ = two_versions
+    return registry, version
 
 
 def test_manifests_say_where_frames_and_positions_are(layouts):

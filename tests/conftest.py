@@ -347,19 +347,21 @@ def quick_train_settings():
     return quick_train_config
 
 
-def write_quick_train_conf(tmp_path: Path) -> Path:
-    """A copy of conf/ whose train.yaml pre-trains briefly (test speed)."""
+def write_quick_train_conf(tmp_path: Path, **changes) -> Path:
+    """A copy of conf/ whose train.yaml pre-trains briefly (test speed), with
+    ``changes`` to train.yaml."""
     conf = tmp_path / "conf"
     shutil.copytree(CONF_DIR, conf)
     train = yaml.safe_load((conf / "train.yaml").read_text())
-    train.update(QUICK_TRAIN)
+    train.update(QUICK_TRAIN, **changes)
     (conf / "train.yaml").write_text(yaml.safe_dump(train))
     return conf
 
 
 @pytest.fixture(scope="session")
 def quick_train_conf():
-    """``quick_train_conf(folder)``: a conf/ copy in ``folder`` that trains quickly."""
+    """``quick_train_conf(folder, **changes)``: a conf/ copy in ``folder`` that trains
+    quickly."""
     return write_quick_train_conf
 
 

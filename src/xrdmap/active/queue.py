@@ -236,7 +236,14 @@ def write_queue(
     rest = table.drop(columns=["sample", "point"])
     queue = pd.concat([queue, rest], axis=1)
     pictures = []
-    grids = {s: frame_grid(root, s) for s in dict.fromkeys(table["sample"])}
+    # one geometry per store: computed once per frame shape, not once per sample
+    by_shape: dict[tuple, tuple[np.ndarray, np.ndarray] | None] = {}
+    grids = {}
+    for s in dict.fromkeys(table["sample"]):
+        shape = tuple(sample_group(root, s)["frames"].shape[1:])
+        if shape not in by_shape:
+            by_shape[shape] = frame_grid(root, s)
+        grids[s] = by_shape[shape]
     with figure_pool(len(table)) as pool:
         drawn = []
         for sample, point, asked in zip(

@@ -10,6 +10,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -435,6 +436,18 @@ def s3_server(monkeypatch):
     from moto.server import ThreadedMotoServer
 
     s3fs.S3FileSystem.clear_instance_cache()  # none that knows an earlier server
+    # S3 evaluates a conditional PUT (If-None-Match, If-Match) and the write as one
+    # step; moto's threaded server checks, then writes: two of six simultaneous
+    # If-None-Match PUTs once both succeeded. Its PUTs are made one at a time, as S3's.
+    from moto.s3.responses import S3Response
+
+    one_at_a_time, put_object = threading.Lock(), S3Response.put_object
+
+    def atomic_put_object(self):
+        with one_at_a_time:
+            return put_object(self)
+
+    monkeypatch.setattr(S3Response, "put_object", atomic_put_object)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

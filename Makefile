@@ -38,9 +38,10 @@ run: $(BIN)/.installed
 test: lint typecheck
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
-## The quick loop: lint, types and the tests not marked slow (under 2 minutes).
+## The quick loop: lint, types and the tests not marked slow (under 2 minutes), on the
+## same workers as `make test` (one process: 2 min 2 s against 1 min 23 s, same clone).
 test-fast: lint typecheck
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

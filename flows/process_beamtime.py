@@ -113,7 +113,8 @@ def run_process_beamtime(
     progress_bar: bool = False,
     retry_quarantined: bool = False,
 ) -> ProcessSummary:
-    """Run the flow on the Dask cluster that ``cfg.dask`` describes."""
+    """Run the flow on :func:`ingest_task_runner` (the Dask cluster that ``cfg.dask``
+    describes, or one thread here for a small beamtime)."""
     runner = ingest_task_runner(cfg, beamtime_dir)
     return process_beamtime.with_options(task_runner=runner)(
         beamtime_dir, store, cfg, progress_bar=progress_bar, retry_quarantined=retry_quarantined

@@ -2,11 +2,13 @@
 pixels, the family chosen by the file name."""
 
 import gzip
+import os
 
 import fabio
 import numpy as np
 import pytest
 
+import xrdmap.sources.reading as reading
 from xrdmap.sources import (
     STATUS_OK,
     STATUS_WRONG_SHAPE,
@@ -59,3 +61,28 @@ def test_float_pixels_are_refused_naming_the_file(tmp_path):
     batch = read_frames(refs, 0, 1, (20, 30))
     assert batch.status[0] == STATUS_WRONG_SHAPE
     assert batch.reason[0] == f"{tmp_path / 'f.edf'}: float32 pixels, expected integer counts"
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this system")
+def test_prefetch_advises_each_frame_file_of_the_range_once(tmp_path, monkeypatch):
+    """Readahead advice for the files of the points asked for, each file once; not an
+    HDF5 dataset (h5py reads its chunks), not a missing file, not one above the limit."""
+    for name, size in (("a.cbf", 100), ("b.cbf", 100), ("c.cbf", 100), ("big.edf", 1000)):
+        (tmp_path / name).write_bytes(b"x" * size)
+    (tmp_path / "scan.h5").write_bytes(b"x" * 100)
+    files = ("a.cbf", "b.cbf", "b.cbf", "scan.h5::/entry/data", "gone.cbf", "big.edf", "c.cbf")
+    refs = FrameRefs(tmp_path, 10, files, np.arange(7), frozenset({14}))
+    advised = []
+    monkeypatch.setattr(
+        os, "posix_fadvise", lambda fd, *args: advised.append((os.fstat(fd).st_ino, args))
+    )
+    monkeypatch.setattr(reading, "PREFETCH_MAX_BYTES", 500)
+
+    def inode(*names):
+        return [(tmp_path / n).stat().st_ino for n in names]
+
+    reading.prefetch(refs, 11, 16)  # points 11..15: b, b, scan.h5, gone, big
+    assert advised == [(*inode("b.cbf"), (0, 0, os.POSIX_FADV_WILLNEED))]
+    advised.clear()
+    reading.prefetch(refs, 0, 100)  # beyond the refs: clipped to them
+    assert [ino for ino, _ in advised] == inode("a.cbf", "b.cbf", "c.cbf")

@@ -15,7 +15,7 @@ from xrdmap.sources.base import (
     HeaderValues,
     split_spec,
 )
-from xrdmap.sources.reading import FrameBatch, FrameRefs, read_frames, source_identity
+from xrdmap.sources.reading import FrameBatch, FrameRefs, prefetch, read_frames, source_identity
 from xrdmap.sources.registry import open_source, source_class
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "FrameSource",
     "HeaderValues",
     "open_source",
+    "prefetch",
     "read_frames",
     "source_class",
     "source_identity",

@@ -9,6 +9,7 @@ the file; it never stops the others.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from xrdmap.sources.base import (
 from xrdmap.sources.registry import open_source
 
 _INT32_MAX = np.iinfo(np.int32).max
+#: Files up to this size are read ahead whole (one or a few frames each); a larger one
+#: (a multi-frame container) is left to the kernel's own readahead.
+PREFETCH_MAX_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,33 @@ def source_identity(refs: FrameRefs, keep: np.ndarray | None = None) -> str:
         except OSError:
             seen.append([spec, -1, -1])
     return sha256_json(seen)
+
+
+def prefetch(refs: FrameRefs, start: int, stop: int) -> None:
+    """Ask the kernel to start reading the files of points ``start..stop-1`` now
+    (``posix_fadvise`` WILLNEED), so that they come from the disk while this process
+    works on the frames before them. HDF5 datasets, files above
+    :data:`PREFETCH_MAX_BYTES` and files that cannot be opened are skipped: reading
+    them later reports what is wrong; nothing here does. A no-op where the system has
+    no ``posix_fadvise``."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    lo, hi = max(start, refs.start) - refs.start, min(stop, refs.stop) - refs.start
+    for spec in dict.fromkeys(refs.files[lo:hi]):
+        name, dataset = split_spec(spec)
+        if dataset is not None:
+            continue
+        try:
+            fd = os.open(refs.directory / name, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if os.fstat(fd).st_size <= PREFETCH_MAX_BYTES:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass  # a file system without readahead advice
+        finally:
+            os.close(fd)
 
 
 def as_counts(block: np.ndarray, source: FrameSource) -> np.ndarray:

@@ -53,22 +53,54 @@ def tree_rss(proc: psutil.Process) -> tuple[int, int]:
     return total, largest
 
 
-class PeakMemory(threading.Thread):
+def role(proc: psutil.Process) -> str:
+    """Which part of the run a child process is: the Prefect server, a Dask worker."""
+    line = " ".join(proc.cmdline())
+    if "uvicorn" in line or "prefect.server" in line:
+        return "prefect_server"
+    if "multiprocessing" in line:
+        return "dask_workers"
+    return "other: " + line[:60]
+
+
+class ProcessTree(threading.Thread):
+    """Samples this process and its children every 0.2 s: the peak memory of the tree
+    and of its largest child, and the CPU time (user + system) each child used, by
+    :func:`role` (a child's last sample counts: one that ends loses at most 0.2 s)."""
+
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak_total = self.peak_child = 0
+        self._cpu: dict[int, tuple[str, float]] = {}
         self._done = threading.Event()
+        self._me = psutil.Process()
+        self._start = self._cpu_of(self._me)
+
+    @staticmethod
+    def _cpu_of(proc: psutil.Process) -> float:
+        t = proc.cpu_times()
+        return t.user + t.system
 
     def run(self) -> None:
-        me = psutil.Process()
         while not self._done.wait(0.2):
-            total, child = tree_rss(me)
+            total, child = tree_rss(self._me)
             self.peak_total = max(self.peak_total, total)
             self.peak_child = max(self.peak_child, child)
+            for proc in self._me.children(recursive=True):
+                try:
+                    known = self._cpu.get(proc.pid)
+                    self._cpu[proc.pid] = (known[0] if known else role(proc), self._cpu_of(proc))
+                except psutil.Error:
+                    continue
 
-    def stop(self) -> None:
+    def stop(self) -> dict[str, float]:
+        """Stop; CPU seconds by role, this process (flow, Dask scheduler) included."""
         self._done.set()
         self.join()
+        seconds = {"this_process": self._cpu_of(self._me) - self._start}
+        for name, cpu in self._cpu.values():
+            seconds[name] = seconds.get(name, 0.0) + cpu
+        return seconds
 
 
 def raw_folder(beamtime: str) -> Path:
@@ -98,6 +130,19 @@ def prepare_cache(beamtime: str, state: str) -> dict:
     }
 
 
+def disk_traffic(before, after, wall: float) -> dict:
+    """What the machine's disks read and wrote between two ``psutil.disk_io_counters``:
+    raw frames read from the disk, not the page cache, show here, and so does the store
+    being written back; ``busy_pct`` is the share of the time a request was in flight."""
+    out = {
+        "read_gb": round((after.read_bytes - before.read_bytes) / 1e9, 2),
+        "written_gb": round((after.write_bytes - before.write_bytes) / 1e9, 2),
+    }
+    if hasattr(after, "busy_time"):  # Linux
+        out["busy_pct"] = round((after.busy_time - before.busy_time) / 1e3 / wall * 100)
+    return out
+
+
 def end_to_end(beamtime: str, store: str, workers: int | None) -> dict:
     """The process-beamtime flow from raw frames to a finished store."""
     from flows.runtime import prefect_api, quiet_defaults
@@ -111,12 +156,14 @@ def end_to_end(beamtime: str, store: str, workers: int | None) -> dict:
         cfg = cfg.model_copy(update={"dask": cfg.dask.model_copy(update={"n_workers": workers})})
     shutil.rmtree(store, ignore_errors=True)
     with prefect_api():
-        memory = PeakMemory()
-        memory.start()
+        tree = ProcessTree()
+        tree.start()
+        disk0 = psutil.disk_io_counters()
         t0 = time.perf_counter()
         summary = run_process_beamtime(beamtime, store, cfg, progress_bar=True)
         wall = time.perf_counter() - t0
-        memory.stop()
+        disk = disk_traffic(disk0, psutil.disk_io_counters(), wall)
+        cpu = tree.stop()
     size = sum(p.stat().st_size for p in Path(store).rglob("*") if p.is_file())
     raw = sum(p.stat().st_size for p in raw_folder(beamtime).rglob("*") if p.is_file())
     return {
@@ -126,11 +173,16 @@ def end_to_end(beamtime: str, store: str, workers: int | None) -> dict:
         "flow_s": round(summary.seconds, 1),
         "frames_per_s_wall": round(summary.frames_processed / wall),
         "frames_per_s_flow": round(summary.frames_per_second),
-        "peak_rss_tree_gb": round(memory.peak_total / 1e9, 2),
-        "peak_rss_one_process_gb": round(memory.peak_child / 1e9, 2),
+        "peak_rss_tree_gb": round(tree.peak_total / 1e9, 2),
+        "peak_rss_one_process_gb": round(tree.peak_child / 1e9, 2),
         "store_gb": round(size / 1e9, 2),
         "raw_gb": round(raw / 1e9, 2),
         "quarantined": len(summary.quarantined),
+        "disk_during_the_flow": disk,
+        "cpu_ms_per_frame_by_process": {
+            k: round(v / summary.frames_processed * 1e3, 3) for k, v in cpu.items()
+        },
+        "cpu_use_of_the_machine_pct": round(sum(cpu.values()) / wall / os.cpu_count() * 100),
     }
 
 
@@ -205,11 +257,12 @@ def _clock() -> tuple[float, float, float]:
 
 def worker_stages(beamtime: str, store: str) -> dict:
     """ms per frame (wall, user, system) of each stage of one chunk, run in this process
-    as a Dask worker runs them (the chunk after the first: the integrator is built)."""
+    block by block as a Dask worker runs them (the chunk after the first: the integrator
+    is built); a block's frames are dropped after use, as in the flow."""
     from xrdmap.config import load_process
     from xrdmap.integrate import cached_batch_integrator
     from xrdmap.plan import plan_beamtime
-    from xrdmap.sources import read_frames
+    from xrdmap.sources import prefetch, read_frames
     from xrdmap.store import open_chunk, single_threaded_codecs, write_frames, write_point_results
 
     shutil.rmtree(store, ignore_errors=True)
@@ -221,26 +274,28 @@ def worker_stages(beamtime: str, store: str) -> dict:
     region = chunk.region
     step = cfg.frames_chunk_frames  # read and written in blocks of a frame chunk
     runs = [(a, min(a + step, region.stop)) for a in range(region.start, region.stop, step)]
-    stages: dict[str, list[float]] = {}
+    names = ["read + verify", "compress + write frames", "integrate", "write patterns"]
+    spent = {name: np.zeros(3) for name in names}
 
     def timed(name, work):
         t0 = _clock()
         out = work()
-        t1 = _clock()
-        stages[name] = [
-            round((b - a) / region.n_frames * 1e3, 3) for a, b in zip(t0, t1, strict=True)
-        ]
+        spent[name] += np.subtract(_clock(), t0)
         return out
 
-    batches = timed(
-        "read + verify",
-        lambda: [read_frames(chunk.frames, a, b, integrator.shape) for a, b in runs],
-    )
-    results = timed("integrate", lambda: [integrator.integrate(b.frames) for b in batches])
-    timed(
-        "compress + write frames",
-        lambda: [write_frames(group, a, b.frames) for (a, _), b in zip(runs, batches, strict=True)],
-    )
+    results, batches = [], []
+    for n, (a, b) in enumerate(runs):
+        if n + 1 < len(runs):
+            prefetch(chunk.frames, *runs[n + 1])
+        batch = timed(
+            "read + verify", lambda a=a, b=b: read_frames(chunk.frames, a, b, integrator.shape)
+        )
+        timed(
+            "compress + write frames", lambda a=a, batch=batch: write_frames(group, a, batch.frames)
+        )
+        results.append(timed("integrate", lambda batch=batch: integrator.integrate(batch.frames)))
+        batch.frames = batch.frames[:0].copy()  # the flow keeps status, reason, checksum
+        batches.append(batch)
     timed(
         "write patterns",
         lambda: write_point_results(
@@ -253,9 +308,13 @@ def worker_stages(beamtime: str, store: str) -> dict:
             checksum=[x for b in batches for x in b.checksum],
         ),
     )
-    total = np.sum(list(stages.values()), axis=0).round(3).tolist()
+    stages = {k: (v / region.n_frames * 1e3).round(3).tolist() for k, v in spent.items()}
+    total = np.sum(list(spent.values()), axis=0) / region.n_frames * 1e3
     shutil.rmtree(store, ignore_errors=True)
-    return {"ms_per_frame_wall_user_system": stages | {"all": total}, "frames": region.n_frames}
+    return {
+        "ms_per_frame_wall_user_system": stages | {"all": total.round(3).tolist()},
+        "frames": region.n_frames,
+    }
 
 
 def decoding(beamtime: str, n_frames: int) -> dict:
@@ -326,6 +385,12 @@ def main() -> None:
         "worker_stages": worker_stages(args.beamtime, args.store + "-stages"),
     }
     loop_ms = results["integration"]["loop_per_frame_mask_ms_per_frame"]
+    stages_ms = results["worker_stages"]["ms_per_frame_wall_user_system"]["all"][0]
+    # what the flow would reach if every core only ran a worker's stages, and its share
+    results["worker_stages"]["frames_per_s_on_every_core"] = round(os.cpu_count() * 1e3 / stages_ms)
+    results["worker_stages"]["flow_reaches_pct"] = round(
+        results["end_to_end"]["frames_per_s_flow"] * stages_ms / os.cpu_count() / 10
+    )
     results["end_to_end_over_integrate1d_loop"] = round(
         results["end_to_end"]["frames_per_s_flow"] * loop_ms / 1e3, 2
     )

@@ -523,8 +523,11 @@ def open_chunk(store: str, region: ChunkRegion, *, retry: bool = False) -> zarr.
 
 
 def write_frames(group: zarr.Group, start: int, frames: np.ndarray) -> None:
-    """Raw frames of points ``start..start+len(frames)-1`` (whole frame chunks)."""
-    group["frames"][start : start + len(frames)] = frames
+    """Raw frames of points ``start..start+len(frames)-1`` (whole frame chunks). Every
+    chunk is stored, even all zero (missing frames): zarr's check for an empty chunk
+    compares each 38 MB block with the fill value (0.01-0.03 of 0.3 ms per frame)."""
+    frames_array = group["frames"].with_config({"write_empty_chunks": True})
+    frames_array[start : start + len(frames)] = frames
 
 
 def write_point_results(

@@ -122,17 +122,18 @@ def run_process_beamtime(
 
 
 def ingest_task_runner(cfg: ProcessConfig, beamtime_dir: str) -> TaskRunner:
-    """The Dask runner of ``cfg.dask`` for ingest, or, for frame files smaller than
-    ``dask.in_process_below_mb`` and no scheduler named, one thread in this process:
-    a local cluster's start (about 5 s) outweighs a small beamtime's integration on
-    two cores (tiny, 731 frames: 7.1 s on the cluster, 2.1 s in process; demo, 5,414
-    frames: 11 s and 8.4 s). One thread, not several: one pipeline run with ingest on
-    two threads aborted in glibc ("double free"), and the native call at fault was
-    never found. With ``integration.device: cuda``, the workers declare a GPU,
-    checked before anything starts."""
+    """The Dask runner of ``cfg.dask`` for ingest, or, for frames smaller than
+    ``dask.in_process_below_mb`` as int32 counts (tiny: 278 MB; demo: 2,057 MB) and
+    no scheduler named, one thread in this process: a local cluster's start (about
+    5 s) outweighs a small beamtime's integration on two cores (tiny, 731 frames:
+    7.1 s on the cluster, 2.1 s in process; demo, 5,414 frames: 11 s and 8.4 s).
+    One thread, not several: one pipeline run with ingest on two threads aborted in
+    glibc ("double free"), and the native call at fault was never found. With
+    ``integration.device: cuda``, the workers declare a GPU, checked before anything
+    starts."""
     on_gpu = cfg.integration.device == "cuda"
     if on_gpu:
         require_gpu_workers(cfg.dask)
-    limit = cfg.dask.in_process_below_mb
-    frames_mb = inspect_beamtime(beamtime_dir, cfg).beamtime.frame_files_mb(stop_above=limit)
+    inspection = inspect_beamtime(beamtime_dir, cfg)
+    frames_mb = inspection.beamtime.frames_mb(inspection.ai.detector.shape)
     return sized_task_runner(cfg.dask, frames_mb, threads=1, gpu_workers=on_gpu)

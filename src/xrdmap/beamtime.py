@@ -73,22 +73,12 @@ class Beamtime:
     def sample(self, name: str) -> SampleScan:
         return next(s for s in self.samples if s.name == name)
 
-    def frame_files_mb(self, *, stop_above: float = float("inf")) -> float:
-        """Size of the frame files on disk, MB (a file holding many frames counted
-        once); the sum stops once it exceeds ``stop_above``, so a large beamtime costs
-        only the files up to there."""
-        total = 0
-        for s in self.samples:
-            missing = set(s.missing)
-            present = (f for i, f in enumerate(s.files) if i not in missing)
-            for rel in dict.fromkeys(split_spec(f)[0] for f in present):
-                try:
-                    total += (s.directory / rel).stat().st_size
-                except OSError:  # gone since discovery: the chunk quarantines it
-                    continue
-                if total / 1e6 > stop_above:
-                    return total / 1e6
-        return total / 1e6
+    def frames_mb(self, shape: tuple[int, int]) -> float:
+        """MB of its frames (of ``shape``) as int32 counts: what ingest reads, integrates
+        and writes, whatever the files' compression (a CBF series, NXmx data files
+        behind a master's links, a TIFF series of the same frames: the same size)."""
+        n = sum(s.n_points - len(s.missing) for s in self.samples)
+        return n * shape[0] * shape[1] * 4 / 1e6
 
 
 def inside(root: Path, candidate: Path, *, what: str) -> Path:

@@ -58,6 +58,23 @@ def test_manifests_say_where_frames_and_positions_are(layouts):
     assert tiff["samples"][0]["positions"]["file"] == "A_urban/positions.csv"
 
 
+def test_each_layout_is_sized_by_its_frames_not_its_files(layouts):
+    """Whether ingest runs in process or on Dask goes by the frames: an NXmx master
+    (kB, its pixels in linked data files), a BLISS scan, a TIFF series of the tiny
+    beamtime all weigh its 731 frames, as the CBF series does."""
+    from prefect_dask import DaskTaskRunner
+
+    from flows.process_beamtime import ingest_task_runner
+    from xrdmap.plan import inspect_beamtime
+
+    cfg = load_process()
+    big = cfg.model_copy(update={"dask": cfg.dask.model_copy(update={"in_process_below_mb": 277})})
+    for manifest, _ in layouts.values():
+        beamtime = inspect_beamtime(str(manifest), cfg).beamtime
+        assert beamtime.frames_mb((195, 487)) == 731 * 195 * 487 * 4 / 1e6
+        assert isinstance(ingest_task_runner(big, str(manifest)), DaskTaskRunner)
+
+
 @pytest.mark.parametrize("layout", ["nxmx", "bliss", "tiff"])
 def test_each_layout_gives_the_patterns_of_the_cbf_series(
     layouts, tiny_store, layout, process_core

@@ -279,7 +279,7 @@ class DaskConfig(_Model):
     in_process_below_mb: float = Field(
         512,
         ge=0,
-        description="Flows that read less than this (process: the frame files on disk; "
+        description="Flows that read less than this (process: the frames as int32 counts; "
         "predict: the patterns, float32 MB) run their tasks on threads in their own "
         "process when no scheduler or batch cluster is named; 0 = always a Dask cluster",
     )

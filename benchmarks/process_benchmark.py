@@ -263,7 +263,7 @@ def worker_stages(beamtime: str, store: str) -> dict:
     from xrdmap.config import load_process
     from xrdmap.integrate import cached_batch_integrator
     from xrdmap.plan import plan_beamtime
-    from xrdmap.sources import prefetch, read_frames
+    from xrdmap.sources import read_ahead, read_frames
     from xrdmap.store import open_chunk, single_threaded_codecs, write_frames, write_point_results
 
     shutil.rmtree(store, ignore_errors=True)
@@ -285,9 +285,7 @@ def worker_stages(beamtime: str, store: str) -> dict:
         return out
 
     results, batches = [], []
-    for n, (a, b) in enumerate(runs):
-        if n + 1 < len(runs):
-            prefetch(chunk.frames, *runs[n + 1])
+    for a, b in read_ahead(chunk.frames, runs):
         batch = timed(
             "read + verify", lambda a=a, b=b: read_frames(chunk.frames, a, b, integrator.shape)
         )

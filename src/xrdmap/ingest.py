@@ -16,7 +16,7 @@ from xrdmap.sources import (
     STATUS_NONFINITE,
     STATUS_OK,
     FrameRefs,
-    prefetch,
+    read_ahead,
     read_frames,
     source_identity,
 )
@@ -108,11 +108,7 @@ def process_chunk(store: str, chunk: ChunkInput, cfg: ProcessConfig) -> ChunkRep
     checksum: list[str] = []
     with writing(store):  # a full disk names the store
         done = 0
-        runs = _runs(points, cfg.frames_chunk_frames)
-        prefetch(chunk.frames, *runs[0])
-        for n, (first, stop) in enumerate(runs):
-            if n + 1 < len(runs):  # the next block comes off the disk during this one
-                prefetch(chunk.frames, *runs[n + 1])
+        for first, stop in read_ahead(chunk.frames, _runs(points, cfg.frames_chunk_frames)):
             batch = read_frames(chunk.frames, first, stop, integrator.shape)
             write_frames(group, first, batch.frames)
             result = integrator.integrate(batch.frames)

@@ -86,3 +86,19 @@ def test_prefetch_advises_each_frame_file_of_the_range_once(tmp_path, monkeypatc
     advised.clear()
     reading.prefetch(refs, 0, 100)  # beyond the refs: clipped to them
     assert [ino for ino, _ in advised] == inode("a.cbf", "b.cbf", "c.cbf")
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this system")
+def test_read_ahead_advises_the_next_run_before_yielding_this_one(tmp_path, monkeypatch):
+    names = tuple(f"{i}.cbf" for i in range(6))
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    refs = FrameRefs(tmp_path, 0, names, np.zeros(6, int), frozenset())
+    events = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, *args: events.append(os.fstat(fd).st_ino))
+    ino = {(tmp_path / n).stat().st_ino: int(n[0]) for n in names}
+    for run in reading.read_ahead(refs, [(0, 2), (2, 4), (4, 6)]):
+        events.append(run)
+    assert [ino.get(e, e) if isinstance(e, int) else e for e in events] == [
+        0, 1, 2, 3, (0, 2), 4, 5, (2, 4), (4, 6),
+    ]  # fmt: skip

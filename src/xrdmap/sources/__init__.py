@@ -15,7 +15,14 @@ from xrdmap.sources.base import (
     HeaderValues,
     split_spec,
 )
-from xrdmap.sources.reading import FrameBatch, FrameRefs, prefetch, read_frames, source_identity
+from xrdmap.sources.reading import (
+    FrameBatch,
+    FrameRefs,
+    prefetch,
+    read_ahead,
+    read_frames,
+    source_identity,
+)
 from xrdmap.sources.registry import open_source, source_class
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "HeaderValues",
     "open_source",
     "prefetch",
+    "read_ahead",
     "read_frames",
     "source_class",
     "source_identity",

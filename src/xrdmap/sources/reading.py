@@ -10,6 +10,7 @@ the file; it never stops the others.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,18 @@ def prefetch(refs: FrameRefs, start: int, stop: int) -> None:
             pass  # a file system without readahead advice
         finally:
             os.close(fd)
+
+
+def read_ahead(refs: FrameRefs, runs: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """``runs`` (first, stop) of ``refs``' points, each yielded once the files of the
+    run after it were :func:`prefetch`-ed: the next block comes off the disk while
+    the caller works on this one."""
+    for n, run in enumerate(runs):
+        if n == 0:
+            prefetch(refs, *run)
+        if n + 1 < len(runs):
+            prefetch(refs, *runs[n + 1])
+        yield run
 
 
 def as_counts(block: np.ndarray, source: FrameSource) -> np.ndarray:

@@ -1,10 +1,11 @@
 """Server-side automations of xrdmap (run by `make deploy`; safe to run again).
 
-"xrdmap: crash zombie flow runs": a flow run that sent heartbeats (workers started
-by `make worker` set PREFECT_FLOWS_HEARTBEAT_FREQUENCY=60) and then stops sending them
-for 3 minutes without reaching a final state is marked Crashed, so a dead worker does
-not leave runs Running forever; the flows' on_crashed hook records it, and a pipeline
-run again resumes where it stopped.
+"xrdmap: crash zombie flow runs": a flow run that sent heartbeats (every 60 s: `make
+worker` sets PREFECT_FLOWS_HEARTBEAT_FREQUENCY, the commands use
+flows.runtime.FLOW_HEARTBEAT_S) and then misses three (3 minutes) without reaching a
+final state is marked Crashed, so a dead worker or a killed command does not leave
+runs Running forever; the flows' on_crashed hook records it, and a pipeline run again
+resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
 
+from flows.runtime import FLOW_HEARTBEAT_S
+
 ZOMBIE_AUTOMATION = "xrdmap: crash zombie flow runs"
-HEARTBEAT_SILENCE = timedelta(minutes=3)
+HEARTBEAT_SILENCE = timedelta(seconds=3 * FLOW_HEARTBEAT_S)
 
 
 def zombie_automation() -> Automation:
@@ -43,7 +46,7 @@ def zombie_automation() -> Automation:
         actions=[
             ChangeFlowRunState(
                 state=StateType.CRASHED,
-                message="No heartbeat for 3 minutes: the worker running it is gone.",
+                message="No heartbeat for 3 minutes: the process running it is gone.",
             )
         ],
     )

@@ -142,10 +142,20 @@ def sized_task_runner(
     return ThreadPoolTaskRunner(max_workers=threads or cfg.n_workers or os.cpu_count())
 
 
+#: Seconds between a flow run's heartbeats, in the commands as in `make worker`: the
+#: zombie automation (deployments/automations.py) marks a run Crashed after three
+#: missed. Prefect's default, 180 s, is that whole window: a command running longer
+#: (process on a large beamtime, al-rounds waiting for labels) would be marked Crashed
+#: between two heartbeats while it runs.
+FLOW_HEARTBEAT_S = 60
+
+
 def quiet_defaults(*, console_level: str = "INFO") -> None:
-    """No telemetry lookups (there is no network), no Dask chatter on the terminal, and
-    Prefect's console at ``console_level`` (the API still receives every log)."""
+    """No telemetry lookups (there is no network), no Dask chatter on the terminal,
+    Prefect's console at ``console_level`` (the API still receives every log), and flow
+    runs' heartbeats every :data:`FLOW_HEARTBEAT_S`."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(FLOW_HEARTBEAT_S))
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", console_level)
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # read by spawned workers
     os.environ.setdefault("SILX_OPENCL", "0")  # no OpenCL device here: pyFAI uses Cython

@@ -146,6 +146,26 @@ def test_the_command_line_loads_prefect_only_when_a_flow_runs():
     assert out.stdout.strip() == "[]"
 
 
+def test_command_flows_send_heartbeats_the_zombie_automation_can_count_on():
+    """The automation marks a run Crashed after its window without a heartbeat: a
+    command's runs must beat well inside it (Prefect's default, 180 s, is the whole
+    window), whatever an outer shell left unset."""
+    code = (
+        "from flows.runtime import quiet_defaults; quiet_defaults(); "
+        "from prefect.settings import get_current_settings; "
+        "print(get_current_settings().flows.heartbeat_frequency)"
+    )
+    env = {k: v for k, v in os.environ.items() if "HEARTBEAT" not in k}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    sys.path.insert(0, str(CONF_DIR.parent / "deployments"))
+    try:
+        from automations import HEARTBEAT_SILENCE
+    finally:
+        sys.path.pop(0)
+    assert 3 * int(out.stdout.strip()) <= HEARTBEAT_SILENCE.total_seconds()
+
+
 @pytest.mark.slow  # over 5 s: not in make test-fast
 def test_a_sample_with_every_frame_quarantined_fails_and_says_how_to_retry(
     prefect_server, tiny_beamtime, tmp_path, xrdmap

@@ -100,6 +100,16 @@ def service(tmp_path_factory, tiny_beamtime):
                 timeout=120,
             )
             assert out.returncode == 0, out.stdout + out.stderr
+        # the watcher's 5-minute schedule stays off: a scheduled run starting by chance
+        # in the middle of the module would race the runs the test triggers
+        client = RetryingClient(base_url=api)
+        watch = client.get("/deployments/name/watch-beamtimes/watch-beamtimes").json()
+        assert watch["schedules"], watch
+        for schedule in watch["schedules"]:
+            response = client.patch(
+                f"/deployments/{watch['id']}/schedules/{schedule['id']}", json={"active": False}
+            )
+            assert response.status_code == 204, response.text
         worker_log = (tmp / "worker.log").open("w")
         procs.append(
             subprocess.Popen(
@@ -110,12 +120,13 @@ def service(tmp_path_factory, tiny_beamtime):
                 stderr=worker_log,
             )
         )
-        yield {"api": api, "port": port, "tmp": tmp, "client": RetryingClient(base_url=api)}
+        yield {"api": api, "port": port, "tmp": tmp, "client": client}
     finally:
         for p in reversed(procs):
             p.terminate()
+        for p in reversed(procs):  # one slow to stop once cost 30 s of teardown
             try:
-                p.wait(timeout=30)
+                p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import httpx
@@ -129,6 +130,7 @@ def service(tmp_path_factory, tiny_beamtime):
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+                warnings.warn(f"prefect {p.args[1]} ignored SIGTERM for 10 s: killed", stacklevel=1)
 
 
 def _deployment_id(client, name: str) -> str:

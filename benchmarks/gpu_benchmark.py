@@ -13,7 +13,12 @@ geometry, a few hundred distinct ones repeated): frames/s of
    device, the kernels and the results back, all counted;
 4. the host-to-device copy alone (pinned memory), the ceiling of 3;
 5. reading the frames from CBF files (our reader: MD5 check and byte-offset decoding),
-   one process: what each ingest worker spends per frame besides integrating.
+   one process: what each ingest worker spends per frame besides integrating;
+6. the device memory one ingest worker holds: this process after integrating blocks of
+   ingest's size (``frames_chunk_frames``: it integrates each Zarr chunk of frames as
+   it is written), before anything else ran on the device, as the
+   driver counts it (``nvidia-smi``: context, CuPy's pool, cuSPARSE) and as CuPy's pool
+   does.
 
 It also prints the largest difference between the GPU and the CPU path (relative to
 each frame's largest value) and between the CPU path and pyFAI. Nothing is asserted;
@@ -121,6 +126,39 @@ def cbf_reading(frames: np.ndarray, n: int) -> dict:
     }
 
 
+def device_memory_of_ingest_blocks(cpu, frames: np.ndarray, rows: int) -> dict:
+    """What one process holds on the device after integrating blocks of ``rows`` frames
+    (call it first: the driver's figure includes everything this process allocated)."""
+    import shutil
+    import subprocess
+
+    import cupy as cp
+
+    from xrdmap.integrate_gpu import CudaIntegrator
+
+    gpu = CudaIntegrator(cpu)
+    for start in range(0, 4 * rows, rows):
+        gpu.integrate(frames[start : start + rows])
+    cp.cuda.Device().synchronize()
+    by_driver = None
+    if shutil.which("nvidia-smi"):
+        listing = subprocess.run(
+            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        for line in listing.splitlines():
+            pid, mib = (field.strip() for field in line.split(","))
+            if pid == str(os.getpid()):
+                by_driver = round(int(mib) * 2**20 / 1e6)
+    return {
+        "block_frames": rows,
+        "buffer_frames": int(gpu._frames[0].shape[0]),
+        "process_mb_by_driver": by_driver,
+        "cupy_pool_mb": round(cp.get_default_memory_pool().total_bytes() / 1e6),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=16384, help="frames the GPU integrates")
@@ -176,6 +214,9 @@ def main() -> None:
         import cupy as cp
         import cupyx
 
+        results["device_memory_of_one_ingest_worker"] = device_memory_of_ingest_blocks(
+            cpu, frames, load_process().frames_chunk_frames
+        )
         gpu = CudaIntegrator(cpu)
         gpu.integrate(frames[:GPU_BLOCK_FRAMES])  # warm: kernels compiled, buffers made
         t0 = time.perf_counter()

@@ -39,6 +39,8 @@ class ProcessSummary:
     retried_ok: int  #: ... of which are ok now
     #: per sample: quarantined points now in the store, and all points
     in_store: dict[str, tuple[int, int]]
+    #: where this run's chunks were integrated ("cpu", "cuda:0 NVIDIA H200", ...)
+    integrated_on: list[str]
 
     @property
     def frames_per_second(self) -> float:
@@ -102,6 +104,7 @@ def process_beamtime(
         retried=sum(r.retried for r in worked),
         retried_ok=sum(r.retried - len(r.quarantined) for r in worked if r.retried),
         in_store=quarantine_counts(store),
+        integrated_on=sorted({r.integrated_on for r in worked}),
     )
 
 

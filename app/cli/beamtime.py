@@ -157,7 +157,8 @@ def process(args: argparse.Namespace) -> int:
             f"Processed {_count(summary.frames_processed, 'frame')} "
             f"({_count(summary.chunks_processed, 'chunk')}) "
             f"into {store} in {summary.seconds:.1f} s ({summary.frames_per_second:.3g} "
-            f"frames/s); {summary.chunks_skipped} chunks were already done."
+            f"frames/s, integrated on {', '.join(summary.integrated_on)}); "
+            f"{summary.chunks_skipped} chunks were already done."
         )
     if summary.retried:
         print(f"Read {summary.retried} quarantined frames again: {summary.retried_ok} are ok now.")
@@ -324,8 +325,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--device",
         choices=("auto", "cpu", "cuda"),
         default=None,
-        help="where to integrate: auto (a CUDA GPU where CuPy finds one, else the CPU), "
-        "cpu, cuda (only workers declaring a GPU); default: process.yaml's integration.device",
+        help="where to integrate: auto (a CUDA GPU where CuPy finds one, the CPU where "
+        "there is none or it fails), cpu, cuda (only workers declaring a GPU); default: "
+        "process.yaml's integration.device",
     )
     proc.add_argument(
         "--retry-quarantined",

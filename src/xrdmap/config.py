@@ -242,7 +242,9 @@ class IntegrationConfig(_Model):
     error_model: Literal["poisson"] = "poisson"
     batch_frames: int = Field(ge=1, le=4096)
     device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="auto: a CUDA GPU where CuPy finds one, else the CPU"
+        "auto",
+        description="auto: a CUDA GPU where CuPy finds one, the CPU where there is none or "
+        "it fails; cpu; cuda: the GPU or an error",
     )
 
 

@@ -42,7 +42,8 @@ class ChunkReport:
     seconds: float = 0.0
     quarantined: list[tuple[int, int, str]] = field(default_factory=list)  # point, code, why
     retried: int = 0  #: quarantined points read again (--retry-quarantined)
-    integrated_on: str = ""  #: "cpu", or the GPU ("cuda:0 NVIDIA H100 80GB HBM3")
+    #: "cpu", the GPU ("cuda:0 NVIDIA H100 80GB HBM3"), or "cpu (... failed: why)"
+    integrated_on: str = ""
 
 
 @dataclass(frozen=True)

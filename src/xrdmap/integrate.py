@@ -33,7 +33,7 @@ from xrdmap.errors import GeometryError
 from xrdmap.hashing import sha256_file
 
 if TYPE_CHECKING:
-    from xrdmap.integrate_gpu import CudaIntegrator
+    from xrdmap.integrate_gpu import CudaIntegrator, GpuOrCpuIntegrator
 
 #: Pixel columns transposed at a time (keeps the block in cache).
 _TRANSPOSE_BLOCK = 2048
@@ -336,12 +336,12 @@ def stored_geometry(settings: dict, geometry: dict, shape: tuple[int, int]) -> A
         )
 
 
-_CACHE: dict[tuple, BatchIntegrator | CudaIntegrator] = {}
+_CACHE: dict[tuple, BatchIntegrator | CudaIntegrator | GpuOrCpuIntegrator] = {}
 
 
 def cached_batch_integrator(
     geometry: DetectorGeometry, cfg: IntegrationConfig
-) -> BatchIntegrator | CudaIntegrator:
+) -> BatchIntegrator | CudaIntegrator | GpuOrCpuIntegrator:
     """One integrator per process for a given geometry, mask and settings, on the
     device ``cfg.device`` selects."""
     from xrdmap.integrate_gpu import for_device  # it builds on this module

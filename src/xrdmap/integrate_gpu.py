@@ -13,14 +13,18 @@ and a second element-wise kernel divides. "bad" is negative (PILATUS flag) or at
 count cutoff, frame by frame; listed (masked) pixels have no coefficients. Signal and
 variance are float32 sums, the normalization float64, as on the CPU. Two pinned
 buffers and two streams alternate, so the host copies one block while the device
-works on the other.
+works on the other; they hold the blocks the caller passes (ingest's 100 frames), up
+to ``block_frames``.
 
 Selection (``integration.device``): ``cpu``; ``cuda`` (an error where no device is
-usable); ``auto``, the GPU where CuPy finds one, else the CPU.
+usable, and a device error fails the chunk); ``auto``, the GPU where CuPy finds one,
+else the CPU, and the CPU for the rest of the process once the GPU fails (out of
+device memory, a kernel that cannot be compiled, a lost device), saying why.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,9 +35,11 @@ from xrdmap.integrate import BatchIntegrator, IntegratedBlock
 if TYPE_CHECKING:
     from xrdmap.config import IntegrationConfig
 
-#: Frames per device block: 512 frames of the PILATUS 100k take about 1 GB on the device
-#: (counts, two float32 and one float64 pixel-major arrays).
+#: The most frames per device block: 512 frames of the PILATUS 100k take about 1 GB on
+#: the device (counts, two float32 and one float64 pixel-major arrays).
 GPU_BLOCK_FRAMES = 512
+
+log = logging.getLogger(__name__)
 
 _PREPARE = r"""
     const bool good = (unsigned int)x < cutoff;
@@ -70,13 +76,50 @@ def require_cuda() -> None:
         raise ConfigError(f"integration.device: cuda, but {reason}; use auto or cpu")
 
 
-def for_device(cpu: BatchIntegrator, cfg: IntegrationConfig) -> BatchIntegrator | CudaIntegrator:
+def for_device(
+    cpu: BatchIntegrator, cfg: IntegrationConfig
+) -> BatchIntegrator | CudaIntegrator | GpuOrCpuIntegrator:
     """The integrator ``cfg.device`` asks for, built on ``cpu``'s matrix."""
     if cfg.device == "cuda":
         require_cuda()
-    elif cfg.device == "cpu" or cuda_unavailable():
+        return CudaIntegrator(cpu)
+    if cfg.device == "cpu" or cuda_unavailable():
         return cpu
-    return CudaIntegrator(cpu)
+    return GpuOrCpuIntegrator(cpu)
+
+
+class GpuOrCpuIntegrator:
+    """``integration.device: auto`` where a CUDA device is present: the GPU path until it
+    fails, then the CPU path for the rest of the process. The failure is logged once and
+    stays in :attr:`device` (each chunk's ``integrated_on``, the run's summary)."""
+
+    def __init__(self, cpu: BatchIntegrator, **gpu_options: Any) -> None:
+        self.cpu = cpu
+        self.cfg = cpu.cfg
+        self.shape = cpu.shape
+        self.gpu: CudaIntegrator | None = None
+        self.device = "cpu"
+        try:
+            self.gpu = CudaIntegrator(cpu, **gpu_options)
+            self.device = self.gpu.device
+        except Exception as exc:  # no usable device after all: CuPy's errors have no common base
+            self._fall_back("the GPU", exc)
+
+    def integrate(self, frames: np.ndarray) -> IntegratedBlock:
+        """Integrate ``frames`` (k, ny, nx) on the GPU, or on the CPU once it has failed."""
+        if self.gpu is not None:
+            try:
+                return self.gpu.integrate(frames)
+            except Exception as exc:  # out of memory, NVRTC, a lost device: all CuPy's own
+                self._fall_back(self.gpu.device, exc)
+        return self.cpu.integrate(frames)
+
+    def _fall_back(self, gpu: str, exc: Exception) -> None:
+        first_line = next(iter(str(exc).strip().splitlines()), "")
+        reason = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+        self.device = f"cpu ({gpu} failed: {reason})"
+        log.warning("integration.device auto: %s failed (%s); integrating on the CPU", gpu, reason)
+        self.gpu = None  # its buffers go back to CuPy's pool
 
 
 class CudaIntegrator:
@@ -85,7 +128,6 @@ class CudaIntegrator:
 
     def __init__(self, cpu: BatchIntegrator, *, block_frames: int = GPU_BLOCK_FRAMES) -> None:
         import cupy as cp
-        import cupyx
         import cupyx.scipy.sparse as csp
 
         self.cfg = cpu.cfg
@@ -99,10 +141,10 @@ class CudaIntegrator:
         self._c64 = csp.csr_matrix(cpu.coefficients.astype(np.float64))
         self._w = cp.asarray(cpu.pixel_weight, dtype=cp.float64)
         self._norm = cp.asarray(cpu.bin_normalization, dtype=cp.float64)[None, :]
-        npix = int(np.prod(self.shape))
-        # two of each: the host fills one pinned buffer while the device works on the other
-        self._pinned = [cupyx.empty_pinned((block_frames, npix), np.int32) for _ in range(2)]
-        self._frames = [cp.empty((block_frames, npix), cp.int32) for _ in range(2)]
+        # two of each: the host fills one pinned buffer while the device works on the
+        # other; sized by the first blocks that need them (see _hold)
+        self._pinned: list[np.ndarray] = []
+        self._frames: list[Any] = []
         self._streams = [cp.cuda.Stream(non_blocking=True) for _ in range(2)]
         self._prepare = cp.ElementwiseKernel(
             "int32 x, float64 w, uint32 cutoff",
@@ -124,6 +166,7 @@ class CudaIntegrator:
         intensity = np.empty((k, self.cfg.npt), np.float32)
         sigma = np.empty((k, self.cfg.npt), np.float32)
         pending: list[tuple[slice, Any, Any] | None] = [None, None]
+        self._hold(min(k, self.block_frames))
 
         def collect(slot: int) -> None:
             stream = self._streams[slot]
@@ -142,6 +185,18 @@ class CudaIntegrator:
         collect(0)
         collect(1)
         return IntegratedBlock(intensity, sigma)
+
+    def _hold(self, rows: int) -> None:
+        """Buffers of at least ``rows`` frames (none is in use between calls)."""
+        if self._frames and self._frames[0].shape[0] >= rows:
+            return
+        import cupy as cp
+        import cupyx
+
+        npix = int(np.prod(self.shape))
+        self._frames, self._pinned = [], []  # the smaller ones go back to the pools first
+        self._frames = [cp.empty((rows, npix), cp.int32) for _ in range(2)]
+        self._pinned = [cupyx.empty_pinned((rows, npix), np.int32) for _ in range(2)]
 
     def _submit(self, slot: int, flat: np.ndarray) -> tuple[Any, Any]:
         """Queue one block on ``slot``'s stream; returns its (k, npt) device results."""

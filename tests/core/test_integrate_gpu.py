@@ -6,7 +6,12 @@ import pytest
 
 from xrdmap.config import load_process
 from xrdmap.errors import ConfigError
-from xrdmap.integrate_gpu import CudaIntegrator, cuda_unavailable, for_device
+from xrdmap.integrate_gpu import (
+    CudaIntegrator,
+    GpuOrCpuIntegrator,
+    cuda_unavailable,
+    for_device,
+)
 
 NO_CUDA = cuda_unavailable()
 needs_cuda = pytest.mark.skipif(NO_CUDA is not None, reason=f"needs a CUDA GPU: {NO_CUDA}")
@@ -29,7 +34,24 @@ def test_the_cpu_is_used_where_asked_or_where_there_is_no_gpu(batch_integrator):
     if NO_CUDA:
         assert chosen is batch_integrator and chosen.device == "cpu"
     else:
-        assert isinstance(chosen, CudaIntegrator) and chosen.device.startswith("cuda:")
+        assert isinstance(chosen, GpuOrCpuIntegrator) and chosen.device.startswith("cuda:")
+    if not NO_CUDA:
+        assert isinstance(for_device(batch_integrator, _device("cuda")), CudaIntegrator)
+
+
+@pytest.mark.skipif(NO_CUDA is None, reason="a CUDA device is present here")
+def test_a_gpu_that_cannot_start_leaves_auto_on_the_cpu_saying_why(
+    batch_integrator, integration_frames, caplog
+):
+    """Here CuPy or its device is missing, so the GPU integrator fails as it is built:
+    the CPU's results, and the reason in ``device`` (each chunk's ``integrated_on``)."""
+    chosen = GpuOrCpuIntegrator(batch_integrator)
+    assert chosen.device.startswith("cpu (the GPU failed: ") and "\n" not in chosen.device
+    assert "integrating on the CPU" in caplog.text
+    want = batch_integrator.integrate(integration_frames)
+    got = chosen.integrate(integration_frames)
+    np.testing.assert_array_equal(got.intensity, want.intensity)
+    np.testing.assert_array_equal(got.sigma, want.sigma)
 
 
 @pytest.mark.skipif(NO_CUDA is None, reason="a CUDA device is present here")
@@ -54,6 +76,51 @@ def test_the_gpu_gives_the_cpu_path_results(batch_integrator, integration_frames
     overflow_free = integration_frames[3].copy()
     overflow_free[100, 200] = 0
     assert not np.allclose(gpu.integrate(overflow_free[None]).intensity[0], got.intensity[3])
+
+
+@needs_cuda
+def test_the_device_buffers_hold_the_blocks_passed(batch_integrator, integration_frames):
+    """Ingest passes 100 frames at a time: the buffers hold that many, not block_frames,
+    and grow (to block_frames at most) only for a larger block."""
+    gpu = CudaIntegrator(batch_integrator, block_frames=32)
+    gpu.integrate(integration_frames[:10])
+    assert [b.shape[0] for b in (*gpu._frames, *gpu._pinned)] == [10] * 4
+    gpu.integrate(integration_frames[:4])
+    assert gpu._frames[0].shape[0] == 10
+    got = gpu.integrate(integration_frames)  # 40 frames: blocks of 32 and 8
+    assert [b.shape[0] for b in (*gpu._frames, *gpu._pinned)] == [32] * 4
+    want = batch_integrator.integrate(integration_frames)
+    assert worst_difference(got.intensity, want.intensity) <= 1e-5
+
+
+@needs_cuda
+def test_a_gpu_out_of_memory_leaves_auto_on_the_cpu_and_fails_cuda(
+    batch_integrator, integration_frames
+):
+    """Another allocation holds nearly all the device's memory when the first block
+    comes: ``auto`` gives the CPU's results and says why; ``cuda`` raises."""
+    import cupy as cp
+
+    auto = GpuOrCpuIntegrator(batch_integrator)
+    strict = CudaIntegrator(batch_integrator)
+    cp.get_default_memory_pool().free_all_blocks()
+    hog = []  # outside CuPy's pool, as another process would hold it: all but < 4 MB
+    for piece in (1 << 30, 64 << 20, 4 << 20):
+        try:
+            while True:
+                hog.append(cp.cuda.Memory(piece))
+        except cp.cuda.runtime.CUDARuntimeError:  # cudaErrorMemoryAllocation
+            pass
+    try:
+        got = auto.integrate(integration_frames)
+        with pytest.raises(cp.cuda.memory.OutOfMemoryError):
+            strict.integrate(integration_frames)
+    finally:
+        del hog
+    assert auto.device.startswith(f"cpu ({strict.device} failed: OutOfMemoryError: ")
+    want = batch_integrator.integrate(integration_frames)
+    np.testing.assert_array_equal(got.intensity, want.intensity)
+    assert auto.integrate(integration_frames[:2]).intensity.shape[0] == 2  # stays on the CPU
 
 
 @needs_cuda

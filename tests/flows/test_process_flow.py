@@ -252,6 +252,8 @@ def test_sigkill_then_resume(processed, tiny_beamtime, tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert f"({total - done_at_kill} chunks)" in rerun.stdout
     assert f"{done_at_kill} chunks were already done" in rerun.stdout
+    where = "cpu" if cuda_unavailable() else "cuda:"
+    assert f"frames/s, integrated on {where}" in rerun.stdout
 
     third = subprocess.run(again, capture_output=True, text=True, timeout=300)
     assert third.returncode == 0 and "Nothing to do" in third.stdout

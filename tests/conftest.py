@@ -389,10 +389,12 @@ def two_versions(request, tiny_beamtime, tmp_path_factory, quick_train_settings)
     return built_once(tmp_path_factory, "two-versions", train)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_scheduler():
     """A real `dask scheduler` on loopback with two `dask worker` processes, as on a
-    facility cluster: ``.address`` and a connected ``.client``."""
+    facility cluster: ``.address`` and a connected ``.client``. One per module: idle,
+    the five processes cost about 8 s of CPU a minute (heartbeats, Dask's event-loop
+    ticks and system monitor), and a session's cluster idled for minutes."""
     import socket
     from types import SimpleNamespace
 

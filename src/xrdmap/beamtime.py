@@ -8,12 +8,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xrdmap.errors import BeamtimeError
-from xrdmap.integrate import DetectorGeometry
 from xrdmap.sources import FrameError, FrameRefs, HeaderValues, open_source, split_spec
+
+if TYPE_CHECKING:  # pyFAI (1 s to import) only where an integrator is made
+    from xrdmap.integrate import DetectorGeometry
 
 #: PILATUS3 counter overflow value, when beamtime.json (the simulator's PILATUS
 #: layout) does not say.
@@ -142,6 +145,8 @@ def first_frame(samples: tuple[SampleScan, ...]) -> tuple[tuple[int, int] | None
 def detector_geometry(beamtime: Beamtime) -> DetectorGeometry:
     """What makes the beamtime's integrator: the PONI, mask and count cutoff, and what
     completes the PONI (the frames' shape, pixel size, orientation)."""
+    from xrdmap.integrate import DetectorGeometry
+
     return DetectorGeometry(
         poni_path=beamtime.poni_path,
         mask_path=beamtime.mask_path,

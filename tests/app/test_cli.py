@@ -146,6 +146,16 @@ def test_the_command_line_loads_prefect_only_when_a_flow_runs():
     assert out.stdout.strip() == "[]"
 
 
+def test_reading_a_beamtime_loads_no_pyfai():
+    """`describe`, `init` and the watcher read beamtimes: pyFAI (about 1 s to import) is
+    for the commands that integrate (`xrdmap describe` took 1.5-1.7 s with it, 0.6-0.75 s
+    without)."""
+    code = "import sys, xrdmap.catalog, xrdmap.discovery; print('pyFAI' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
 def test_command_flows_send_heartbeats_the_zombie_automation_can_count_on():
     """The automation marks a run Crashed after its window without a heartbeat: a
     command's runs must beat well inside it (Prefect's default, 180 s, is the whole

@@ -19,11 +19,9 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.active_learning import query_relabel
 from flows.beamtime_report import beamtime_report
 from flows.hooks import record_failure
 from flows.phase_fit import fit_phases
-from flows.predict import predict_runner, predict_store
 from flows.process_beamtime import ingest_task_runner, process_beamtime
 from tasks.catalog import choose_beamtimes, latest_model_version, record_pipeline
 from xrdmap.catalog import store_for
@@ -62,7 +60,11 @@ def beamtime_pipeline(
     if "fit" in stages:
         fit_phases.with_options(task_runner=runner)(store, conf_dir)
     version = model_version or latest_model_version(registry)
+    # the model's stages are imported when asked for (2 s: a run that only ingests, as
+    # the watcher's and most backfills, starts that much sooner)
     if "predict" in stages:
+        from flows.predict import predict_runner, predict_store
+
         if version:
             predict_store.with_options(task_runner=predict_runner(store, cfg.dask))(
                 store, registry, version
@@ -75,6 +77,8 @@ def beamtime_pipeline(
         beamtime_report(store, sheet)
     queue_csv = None
     if "queue" in stages:
+        from flows.active_learning import query_relabel
+
         queue_csv, _ = query_relabel(
             store, queue_n, load_phases(conf_file(conf_dir, "phases.yaml")), registry=registry
         )

@@ -8,8 +8,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.predict import png_markdown
-from tasks.report import store_artifact_key
+from tasks.report import png_markdown, store_artifact_key
 from xrdmap.beamtime_report import read_sample_sheet, write_report
 
 

@@ -8,8 +8,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.predict import png_markdown
-from tasks.report import store_artifact_key
+from tasks.report import png_markdown, store_artifact_key
 from xrdmap.config import PhasesConfig
 from xrdmap.phase_fractions import SampleFit, fit_sample, write_fraction_maps
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -11,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from models.predict import PredictReport, Resampling, predict_region, prepare_predictions
 from models.registry import latest_version
-from tasks.report import store_artifact_key
+from tasks.report import png_markdown, store_artifact_key
 from xrdmap.maps import figure_pool, write_overview, write_sample_maps
 from xrdmap.store import ChunkRegion, publish_confidences
 
@@ -58,11 +57,6 @@ def predict_chunk(
 def publish_confidences_task(store: str, version: str, array: str) -> None:
     """Publish the complete arrays as ``version``'s confidences, the latest version."""
     publish_confidences(store, version, array)
-
-
-def png_markdown(path: Path, title: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f"### {title}\n\n![{title}](data:image/png;base64,{data})\n"
 
 
 @task(name="draw-maps", cache_policy=NO_CACHE)

@@ -1,9 +1,12 @@
-"""Progress and summary artifacts of a processing run, shown in the Prefect UI."""
+"""Progress and summary artifacts of a processing run, shown in the Prefect UI, and what
+every stage's artifacts share (keys naming a store, pictures embedded in markdown)."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections import defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -29,6 +32,12 @@ def artifact_key(*parts: str) -> str:
 def store_artifact_key(kind: str, store: str, *parts: str) -> str:
     """An artifact key naming a store by its last path component (``bt.zarr`` -> ``bt-zarr``)."""
     return artifact_key(kind, store.rstrip("/").split("/")[-1], *parts)
+
+
+def png_markdown(path: Path, title: str) -> str:
+    """A markdown artifact's section showing the PNG at ``path``."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"### {title}\n\n![{title}](data:image/png;base64,{data})\n"
 
 
 class ProgressBoard:

@@ -166,7 +166,7 @@ class CudaIntegrator:
         intensity = np.empty((k, self.cfg.npt), np.float32)
         sigma = np.empty((k, self.cfg.npt), np.float32)
         pending: list[tuple[slice, Any, Any] | None] = [None, None]
-        self._hold(min(k, self.block_frames))
+        self._hold(max(min(k, self.block_frames), 1))
 
         def collect(slot: int) -> None:
             stream = self._streams[slot]

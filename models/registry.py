@@ -22,7 +22,7 @@ import threading
 from functools import cache
 from pathlib import Path
 
-from xrdmap.errors import RegistryError
+from xrdmap.errors import RegistryError, first_line
 from xrdmap.hashing import sha256_file
 
 VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
@@ -118,5 +118,5 @@ def _load(path: str, sha256: str):
             path, compile=False, safe_mode=True, custom_objects={"ExcludedBy": ExcludedBy}
         )
     except Exception as exc:  # Keras raises many types for a file it cannot load
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        first = first_line(exc)
         raise RegistryError(f"{path}: not a Keras model this version can load ({first})") from None

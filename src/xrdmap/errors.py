@@ -3,6 +3,12 @@ point or field. The command line prints them as such (exit status 2); anything e
 is a bug and keeps its traceback."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of another library's error message, at most 160 characters, to
+    quote in one of ours ('' if it has none)."""
+    return next(iter(str(exc).strip().splitlines()), "")[:160]
+
+
 class InputError(ValueError):
     """Bad input the user can fix; the message names the file, point or field."""
 

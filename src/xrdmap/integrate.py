@@ -29,7 +29,7 @@ from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from pyFAI.io.ponifile import PoniFile
 
 from xrdmap.config import IntegrationConfig
-from xrdmap.errors import GeometryError
+from xrdmap.errors import GeometryError, first_line
 from xrdmap.hashing import sha256_file
 
 if TYPE_CHECKING:
@@ -101,8 +101,7 @@ def load_geometry(
         try:
             poni = PoniFile(str(path))
         except Exception as exc:  # pyFAI raises many types on a bad detector definition
-            text = str(exc).strip()
-            first = text.splitlines()[0][:160] if text else type(exc).__name__
+            first = first_line(exc) or type(exc).__name__
             raise GeometryError(f"{path}: Detector: {fields['Detector']!r}: {first}") from None
         named: Detector | None = poni.detector
     else:  # pyFAI's reader needs a Detector line in v2 files: the numbers are read above

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xrdmap.errors import ConfigError
+from xrdmap.errors import ConfigError, first_line
 from xrdmap.integrate import BatchIntegrator, IntegratedBlock
 
 if TYPE_CHECKING:
@@ -115,8 +115,8 @@ class GpuOrCpuIntegrator:
         return self.cpu.integrate(frames)
 
     def _fall_back(self, gpu: str, exc: Exception) -> None:
-        first_line = next(iter(str(exc).strip().splitlines()), "")
-        reason = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+        message = first_line(exc)
+        reason = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
         self.device = f"cpu ({gpu} failed: {reason})"
         log.warning("integration.device auto: %s failed (%s); integrating on the CPU", gpu, reason)
         self.gpu = None  # its buffers go back to CuPy's pool

@@ -8,6 +8,7 @@ from pathlib import Path
 import fabio
 import numpy as np
 
+from xrdmap.errors import first_line
 from xrdmap.sources.base import (
     STATUS_CORRUPT,
     STATUS_MISSING,
@@ -35,7 +36,7 @@ class FabioFile(FrameSource):
             self._image = fabio.open(str(path))
             first = self._image.data
         except Exception as exc:  # fabio raises many types on a file it cannot parse
-            text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            text = first_line(exc)
             raise FrameError(
                 STATUS_CORRUPT, f"{path}: fabio cannot read it: {text or type(exc).__name__}"
             ) from None

@@ -110,10 +110,27 @@ def background_library(patterns: np.ndarray) -> np.ndarray:
     return lower_envelope(np.clip(patterns[ok], 0, None)).astype(np.float64)
 
 
+#: Lines drawn per block of :meth:`PatternSynthesizer._profiles`: 2,000 x 1,200 profile
+#: points (8 bytes each, 19 MB) stay in the cache; 20,000 made every step a fresh block of
+#: 190 MB (3-4x slower, the same sums in the same order).
+PROFILE_BLOCK = 2000
+
+
 def _pseudo_voigt(dx: np.ndarray, fwhm: np.ndarray, eta: np.ndarray) -> np.ndarray:
-    """Unit-height pseudo-Voigt, broadcast over rows (dx: rows x points)."""
-    u = (2 * dx / fwhm) ** 2
-    return eta / (1 + u) + (1 - eta) * np.exp(-np.log(2) * u)
+    """Unit-height pseudo-Voigt, broadcast over rows (dx: rows x points), computed in
+    place of ``dx`` and one other block: ``eta / (1 + u) + (1 - eta) exp(-ln 2 u)``
+    with ``u = (2 dx / fwhm)^2``, operation by operation."""
+    u = dx
+    u *= 2
+    u /= fwhm
+    np.square(u, out=u)
+    profile = 1 + u
+    np.divide(eta, profile, out=profile)
+    u *= -np.log(2)
+    np.exp(u, out=u)
+    u *= 1 - eta
+    profile += u
+    return profile
 
 
 class PatternSynthesizer:
@@ -161,8 +178,8 @@ class PatternSynthesizer:
     def _profiles(self, rows: np.ndarray, centres, fwhm, eta, heights, n: int) -> np.ndarray:
         """Sum of line profiles per pattern: rows[i] gets a line at centres[i]."""
         out = np.zeros((n, self.tth.size))
-        for start in range(0, len(rows), 20000):
-            s = slice(start, start + 20000)
+        for start in range(0, len(rows), PROFILE_BLOCK):
+            s = slice(start, start + PROFILE_BLOCK)
             dx = self.fine[None, :] - centres[s, None]
             prof = _pseudo_voigt(dx, fwhm[s, None], eta[s, None])
             binned = prof.reshape(len(dx), self.tth.size, OVERSAMPLE).mean(axis=2)

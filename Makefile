@@ -36,12 +36,12 @@ run: $(BIN)/.installed
 
 ## Lint, format check, type check of the core and the whole test suite.
 test: lint typecheck
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## The quick loop: lint, types and the tests not marked slow (under 2 minutes), on the
 ## same workers as `make test` (one process: 2 min 2 s against 1 min 23 s, same clone).
 test-fast: lint typecheck
-	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

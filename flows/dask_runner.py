@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from distributed.core import Status
 from prefect_dask import DaskTaskRunner
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,9 @@ class StopTolerantDaskTaskRunner(DaskTaskRunner):
     from the runner's exit and marked a flow whose work was all written as FAILED
     (measured: a deployment's pipeline run beside another test process). The workers
     are killed by then; the timeout becomes a warning. An error of the flow itself is
-    still raised.
+    still raised. The cluster, its close cut short half-way, is then marked closed:
+    left "closing", distributed's exit hook waited 10 s more on it when the process
+    ended (a command exited 10 s after its flow had finished).
     """
 
     def __exit__(self, *args: Any) -> None:
@@ -31,6 +34,8 @@ class StopTolerantDaskTaskRunner(DaskTaskRunner):
             super().__exit__(*args)
         except TimeoutError:
             self._started = False
+            if self._cluster is not None:
+                self._cluster.status = Status.closed
             logger.warning(
                 "the Dask cluster did not stop in time after the work was done; "
                 "its worker processes were killed"

@@ -232,6 +232,9 @@ def test_deployments_run_backfill_is_safe_twice_and_the_watcher_starts_once(serv
     root = zarr.open_group(str(stores / "bt1.zarr"), mode="r")
     assert root["samples/A_urban/confidence"].attrs["latest"] == "v0001"
     assert (stores / "bt1.zarr-maps" / "v0001" / "overview.png").is_file()
+    worker_log = (tmp / "worker.log").read_text()  # the runs' warnings land here
+    assert "prediction and maps skipped" in worker_log  # (the first run: no model yet)
+    assert "pyOpenCl" not in worker_log  # no advice to install what is never used
 
 
 @pytest.mark.skipif(

@@ -11,7 +11,6 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.attribution import queue_attributions
-from models.train import train_version
 from tasks.report import store_artifact_key
 from xrdmap.active.query import query_points, store_unsure_fraction
 from xrdmap.active.queue import (
@@ -135,6 +134,8 @@ def wait_for_labels(
 @task(name="train-model", cache_policy=NO_CACHE)
 def train_model(store: str, cfg: TrainConfig, phases: PhasesConfig) -> tuple[str, dict]:
     """A new registry version from every label stored with the beamtime."""
+    from models.train import train_version  # scikit-learn's metrics: not for a query
+
     labels = stored_labels(store)
     version, card = train_version(store, labels, cfg, phases)
     get_run_logger().info("trained %s on %d labels", version, len(labels))

@@ -44,8 +44,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """That module first, then the modules with a test marked slow, then the quick ones,
     which fill the end of a pytest-xdist run evenly. ``make test`` passes
     ``--no-loadscope-reorder``: pytest-xdist would otherwise order the modules by their
-    number of tests, and the longest, with two, started last (at 5 min 45 s of 8 min 9 s
-    in a session-18 run)."""
+    number of tests, and the longest, with two, started 5 min 45 s into an 8 min 9 s
+    run (session 18)."""
     slow = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: (item.path.name not in FIRST_MODULES, item.path not in slow))
 

@@ -71,22 +71,11 @@ class CalibratedEnsemble:
         return self
 
     def _member_logits(self, x: np.ndarray) -> np.ndarray:
-        """(n_members, n, n_classes) logits of features ``x``, from one network of the
-        members' logit layers: one traced function, not one per member (five made
-        TensorFlow warn of "excessive retracing" in every training)."""
-        import keras
+        """(n_members, n, n_classes) logits of features ``x``."""
+        from models.network import build_member_logits
 
         if not hasattr(self, "logits_model_"):
-            first = self.members_[0].model_
-            inputs = keras.Input(shape=first.input_shape[1:], name="pattern")
-            n_classes = first.get_layer("logit").units
-            stacked = [
-                keras.layers.Reshape((1, n_classes))(
-                    keras.Model(m.model_.inputs, m.model_.get_layer("logit").output)(inputs)
-                )
-                for m in self.members_
-            ]
-            self.logits_model_ = keras.Model(inputs, keras.layers.Concatenate(axis=1)(stacked))
+            self.logits_model_ = build_member_logits([m.model_ for m in self.members_])
         return np.moveaxis(self.logits_model_.predict(x, batch_size=16384, verbose=0), 1, 0)
 
     def predict_members(self, patterns: np.ndarray) -> np.ndarray:

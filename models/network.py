@@ -64,6 +64,30 @@ def build_dense_classifier(
     return keras.Model(inputs, outputs, name="xrdmap_dense")
 
 
+def _member_logit(member: keras.Model, k: int) -> keras.Model:
+    """Features -> the logits of ``member`` (its layer named ``logit``)."""
+    return keras.Model(member.inputs, member.get_layer("logit").output, name=f"member_{k}")
+
+
+def _stacked(per_member: list, n_classes: int):
+    """(n, n_classes) tensors, one per member -> one (n, n_members, n_classes)."""
+    stacked = [
+        keras.layers.Reshape((1, n_classes), name=f"stack_{k}")(x) for k, x in enumerate(per_member)
+    ]
+    return keras.layers.Concatenate(axis=1, name="members")(stacked)
+
+
+def build_member_logits(members: list[keras.Model]) -> keras.Model:
+    """One network of ``members``' logits: features -> (n, n_members, n_classes). One
+    traced function for all members (a call per member made TensorFlow warn of
+    "excessive retracing" at the fifth)."""
+    inputs = keras.Input(shape=members[0].input_shape[1:], name="pattern")
+    logits = [_member_logit(member, k)(inputs) for k, member in enumerate(members)]
+    return keras.Model(
+        inputs, _stacked(logits, members[0].output_shape[-1]), name="xrdmap_member_logits"
+    )
+
+
 def build_ensemble(
     members: list[keras.Model], temperature: float, exclusions: Exclusions = ()
 ) -> keras.Model:
@@ -72,17 +96,16 @@ def build_ensemble(
     ``temperature`` (calibration), then its class ``exclusions``. Standard layers and
     :class:`ExcludedBy` only: it loads in safe mode."""
     inputs = keras.Input(shape=members[0].input_shape[1:], name="pattern")
-    n_classes = members[0].output_shape[-1]
-    stacked = []
+    probs = []
     for k, member in enumerate(members):
-        logit = keras.Model(member.inputs, member.get_layer("logit").output, name=f"member_{k}")
-        scaled = keras.layers.Rescaling(1.0 / temperature, name=f"calibrate_{k}")(logit(inputs))
+        scaled = keras.layers.Rescaling(1.0 / temperature, name=f"calibrate_{k}")(
+            _member_logit(member, k)(inputs)
+        )
         prob = keras.layers.Activation("sigmoid", name=f"confidence_{k}")(scaled)
         if exclusions:
             prob = ExcludedBy(exclusions, name=f"excluded_by_{k}")(prob)
-        stacked.append(keras.layers.Reshape((1, n_classes), name=f"stack_{k}")(prob))
-    outputs = keras.layers.Concatenate(axis=1, name="members")(stacked)
-    return keras.Model(inputs, outputs, name="xrdmap_ensemble")
+        probs.append(prob)
+    return keras.Model(inputs, _stacked(probs, members[0].output_shape[-1]), name="xrdmap_ensemble")
 
 
 @keras.saving.register_keras_serializable(package="xrdmap")

@@ -134,12 +134,23 @@ def chunk_regions(sample: str, n_points: int, chunk_frames: int) -> list[ChunkRe
     ]
 
 
+#: Processing settings that change how a store is made, never what it holds: where it
+#: runs (the Dask cluster, the integration's device) and the frames per sparse product
+#: (the same patterns to the bit at any size, tests/core/test_integrate.py). They are
+#: left out of a store's settings, and a store that recorded them (before they were left
+#: out) is not refused for them.
+RUN_ONLY_SETTINGS: dict[str, bool | set[str]] = {
+    "dask": True,
+    "integration": {"device", "batch_frames"},
+}
+
+
 def store_settings(beamtime: Beamtime, cfg: ProcessConfig, provenance: dict) -> dict:
     """What makes a store's contents, by content and not by path (a beamtime moved to
     another folder resumes): the layout, the acquisition's description (beamtime.json or
     the manifest, each sample's frames and positions), the PONI and mask, what completes
-    the PONI (pixel size, orientation, when given), the processing settings (not where
-    they run: the Dask cluster, the integration's device)."""
+    the PONI (pixel size, orientation, when given), the processing settings (not how
+    they run: :data:`RUN_ONLY_SETTINGS`)."""
     geometry = provenance["geometry"]
     settings = {
         "layout": LAYOUT_VERSION,
@@ -148,7 +159,7 @@ def store_settings(beamtime: Beamtime, cfg: ProcessConfig, provenance: dict) -> 
         "PONI": geometry["poni_sha256"],
         "mask": geometry["mask_sha256"],
         "count_cutoff": beamtime.count_cutoff,
-        "process": cfg.model_dump(mode="json", exclude={"dask": True, "integration": {"device"}}),
+        "process": cfg.model_dump(mode="json", exclude=RUN_ONLY_SETTINGS),
     }
     if beamtime.pixel_size_m is not None:
         settings["pixel_size_m"] = list(beamtime.pixel_size_m)
@@ -168,6 +179,16 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
             shown = (a, b) if len(repr(a)) + len(repr(b)) < 60 else ("...", "...")
             out.append(f"{prefix}{key}: {shown[0]} -> {shown[1]}")
     return out
+
+
+def _run_only(name: str) -> bool:
+    """Whether the dotted setting ``name`` (``process.integration.device``) is one of
+    :data:`RUN_ONLY_SETTINGS`."""
+    parts = name.split(".")
+    if parts[0] != "process" or len(parts) < 2:
+        return False
+    rule = RUN_ONLY_SETTINGS.get(parts[1])
+    return rule is True or (isinstance(rule, set) and len(parts) == 3 and parts[2] in rule)
 
 
 def check_compatible(store: str, settings: dict) -> bool:
@@ -194,7 +215,13 @@ def check_compatible(store: str, settings: dict) -> bool:
             "process into a new store"
         )
     if existing.get("settings_sha256") != sha256_json(settings):
-        differ = _differences(existing.get("settings", {}), settings)
+        differ = [
+            d
+            for d in _differences(existing.get("settings", {}), settings)
+            if not _run_only(d.split(":")[0])
+        ]
+        if not differ and existing.get("settings"):
+            return True
         raise StoreError(
             f"{store}: built {existing.get('created')} from {existing.get('beamtime')} with "
             f"other inputs or settings ({'; '.join(differ[:3]) or 'unknown'}); "

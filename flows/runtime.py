@@ -45,6 +45,12 @@ JOBQUEUE_CLUSTERS = {
 GPU_RESOURCE = {"GPU": 1}
 
 
+#: Dask's worker profiler: set here for a local cluster (its nanny passes this process's
+#: config to each worker), in the job's environment for a batch cluster.
+PROFILER_SETTING = "distributed.worker.profile.enabled"
+PROFILER_ENVIRON = "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"
+
+
 def dask_task_runner(cfg: DaskConfig, *, gpu_workers: bool = False) -> DaskTaskRunner:
     """A local cluster of single-threaded processes, an existing scheduler, or a
     batch-system cluster (dask-jobqueue, adaptive), as ``cfg`` says; a cluster slow to
@@ -61,6 +67,7 @@ def dask_task_runner(cfg: DaskConfig, *, gpu_workers: bool = False) -> DaskTaskR
 
     dask.config.set(
         {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in cfg.worker_environ.items()}
+        | {PROFILER_SETTING: cfg.worker_profiler}
     )
     if cfg.jobqueue:
         jq = cfg.jobqueue
@@ -74,7 +81,8 @@ def dask_task_runner(cfg: DaskConfig, *, gpu_workers: bool = False) -> DaskTaskR
             "job_extra_directives": jq.job_extra_directives,
             "job_script_prologue": [
                 f"export {k}={shlex.quote(v)}" for k, v in cfg.worker_environ.items()
-            ],
+            ]
+            + [f"export {PROFILER_ENVIRON}={cfg.worker_profiler}"],
         }
         if gpu_workers:
             kwargs["worker_extra_args"] = ["--resources", _resource_arg(GPU_RESOURCE)]

@@ -37,6 +37,7 @@ def test_jobqueue_config_gives_a_slurm_cluster_with_the_facility_settings():
     assert "#SBATCH -p short" in script and "#SBATCH -A bl01" in script
     assert "#SBATCH -t 01:00:00" in script and "--nworkers 4" in script
     assert "export MALLOC_TRIM_THRESHOLD_=268435456" in script  # before the workers start
+    assert "export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in script
 
 
 def test_gpu_workers_declare_the_gpu_resource():
@@ -175,7 +176,8 @@ def test_a_cluster_slow_to_stop_does_not_fail_a_finished_flow(prefect_server, mo
 @pytest.mark.slow
 def test_local_workers_start_with_the_configured_environment(prefect_server, monkeypatch):
     """glibc reads its allocator thresholds when a process starts: the local cluster's
-    workers must have them from birth, over Dask's own MALLOC_TRIM_THRESHOLD_ (64 KiB)."""
+    workers must have them from birth, over Dask's own MALLOC_TRIM_THRESHOLD_ (64 KiB).
+    Dask's profiler does not run in them (``worker_profiler`` false)."""
     from prefect import flow, task
 
     # A variable already in this process's environment wins over the configuration
@@ -184,10 +186,16 @@ def test_local_workers_start_with_the_configured_environment(prefect_server, mon
         monkeypatch.delenv(name, raising=False)
 
     @task
-    def allocator_settings() -> tuple[str | None, str | None]:
+    def allocator_settings() -> tuple[str | None, str | None, bool]:
         import os
 
-        return os.environ.get("MALLOC_MMAP_THRESHOLD_"), os.environ.get("MALLOC_TRIM_THRESHOLD_")
+        from distributed import get_worker
+
+        return (
+            os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+            os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            "profile" in get_worker().periodic_callbacks,
+        )
 
     config = DaskConfig(
         n_workers=1,
@@ -195,7 +203,7 @@ def test_local_workers_start_with_the_configured_environment(prefect_server, mon
     )
 
     @flow(task_runner=dask_task_runner(config))
-    def settings() -> tuple[str | None, str | None]:
+    def settings() -> tuple[str | None, str | None, bool]:
         return allocator_settings.submit().result()
 
-    assert settings() == ("1048576", "2097152")
+    assert settings() == ("1048576", "2097152", False)

@@ -59,6 +59,9 @@ def dask_task_runner(cfg: DaskConfig, *, gpu_workers: bool = False) -> DaskTaskR
     existing scheduler were started with ``--resources GPU=1`` or not)."""
     from flows.dask_runner import StopTolerantDaskTaskRunner as DaskTaskRunner
 
+    # distributed's first import sets its logger to INFO (dask's logging defaults): a
+    # cluster's start and stop printed some 35 lines in a command's console (xrdmap fit)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     if cfg.address:
         return DaskTaskRunner(address=cfg.address)
     # Before the process starts, or glibc has read its settings (distributed's nanny
@@ -94,7 +97,9 @@ def dask_task_runner(cfg: DaskConfig, *, gpu_workers: bool = False) -> DaskTaskR
     kwargs = {
         "threads_per_worker": cfg.threads_per_worker,
         "processes": True,
-        "dashboard_address": None,
+        "dashboard_address": None,  # no dashboard; its HTTP server (health, metrics) on
+        # a free port, not 8787: two commands at once warned "Port 8787 is already in use"
+        "scheduler_kwargs": {"dashboard_address": ":0"},
         "silence_logs": logging.WARNING,
     }
     if cfg.n_workers:

@@ -207,3 +207,26 @@ def test_local_workers_start_with_the_configured_environment(prefect_server, mon
         return allocator_settings.submit().result()
 
     assert settings() == ("1048576", "2097152", False)
+
+
+def test_a_local_cluster_is_quiet_beside_another(caplog):
+    """Two commands at once: a local cluster's HTTP server (health, metrics; no
+    dashboard) takes a free port, not 8787, which another command's may hold ("Port
+    8787 is already in use"), and distributed's INFO lines stay off the console."""
+    import contextlib
+    import logging
+    import socket
+    import warnings
+
+    from distributed import LocalCluster
+
+    runner = dask_task_runner(DaskConfig(n_workers=1))
+    with socket.socket() as other, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with contextlib.suppress(OSError):  # taken already
+            other.bind(("127.0.0.1", 8787))  # as another command's cluster did
+        with caplog.at_level(logging.INFO), LocalCluster(**runner.cluster_kwargs) as cluster:
+            assert cluster.scheduler.http_server.port != 8787
+    assert not [w for w in caught if "8787" in str(w.message)]
+    chatter = [r for r in caplog.records if r.name.startswith("distributed")]
+    assert not [r for r in chatter if r.levelno < logging.WARNING], chatter[:3]

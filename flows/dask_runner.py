@@ -15,6 +15,18 @@ from prefect_dask import DaskTaskRunner
 logger = logging.getLogger(__name__)
 
 
+class _NoDashboardLine(logging.Filter):
+    """Drops prefect-dask's "The Dask dashboard is available at ..." line: for a local
+    cluster started without a dashboard it names the scheduler's HTTP server (health,
+    metrics), where that page does not exist."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("The Dask dashboard is available")
+
+
+_NO_DASHBOARD_LINE = _NoDashboardLine()
+
+
 class StopTolerantDaskTaskRunner(DaskTaskRunner):
     """A :class:`prefect_dask.DaskTaskRunner` whose cluster timing out while it stops
     does not fail the flow.
@@ -27,7 +39,20 @@ class StopTolerantDaskTaskRunner(DaskTaskRunner):
     still raised. The cluster, its close cut short half-way, is then marked closed:
     left "closing", distributed's exit hook waited 10 s more on it when the process
     ended (a command exited 10 s after its flow had finished).
+
+    A local cluster started without a dashboard does not announce one.
     """
+
+    @property
+    def client(self) -> Any:
+        """prefect-dask's client, made (and its cluster started) on first use."""
+        if self._client or self.cluster_kwargs.get("dashboard_address", ":8787") is not None:
+            return super().client
+        self.logger.addFilter(_NO_DASHBOARD_LINE)
+        try:
+            return super().client
+        finally:
+            self.logger.removeFilter(_NO_DASHBOARD_LINE)
 
     def __exit__(self, *args: Any) -> None:
         try:

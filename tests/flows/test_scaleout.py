@@ -230,3 +230,26 @@ def test_a_local_cluster_is_quiet_beside_another(caplog):
     assert not [w for w in caught if "8787" in str(w.message)]
     chatter = [r for r in caplog.records if r.name.startswith("distributed")]
     assert not [r for r in chatter if r.levelno < logging.WARNING], chatter[:3]
+
+
+def test_a_local_cluster_announces_no_dashboard():
+    """prefect-dask logs "The Dask dashboard is available at <link>" when a cluster
+    starts; a local cluster has no dashboard (that link's page does not exist), so the
+    runner does not say so, and says the rest."""
+    import logging
+
+    runner = dask_task_runner(DaskConfig(n_workers=1)).duplicate()
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    level = runner.logger.level
+    runner.logger.addHandler(handler)
+    runner.logger.setLevel(logging.INFO)
+    try:
+        with runner:
+            assert runner.client.dashboard_link  # what prefect-dask would have named
+    finally:
+        runner.logger.removeHandler(handler)
+        runner.logger.setLevel(level)
+    assert any(line.startswith("Creating a new Dask cluster") for line in said), said
+    assert not [line for line in said if "dashboard" in line]

@@ -138,7 +138,7 @@ def chunk_regions(sample: str, n_points: int, chunk_frames: int) -> list[ChunkRe
 #: runs (the Dask cluster, the integration's device) and the frames per sparse product
 #: (the same patterns to the bit at any size, tests/core/test_integrate.py). They are
 #: left out of a store's settings, and a store that recorded them (before they were left
-#: out) is not refused for them.
+#: out) is not refused for them (:func:`_without_run_only`).
 RUN_ONLY_SETTINGS: dict[str, bool | set[str]] = {
     "dask": True,
     "integration": {"device", "batch_frames"},
@@ -181,14 +181,21 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _run_only(name: str) -> bool:
-    """Whether the dotted setting ``name`` (``process.integration.device``) is one of
-    :data:`RUN_ONLY_SETTINGS`."""
-    parts = name.split(".")
-    if parts[0] != "process" or len(parts) < 2:
-        return False
-    rule = RUN_ONLY_SETTINGS.get(parts[1])
-    return rule is True or (isinstance(rule, set) and len(parts) == 3 and parts[2] in rule)
+def _without_run_only(recorded: dict) -> dict:
+    """A store's recorded settings less :data:`RUN_ONLY_SETTINGS`, as
+    :func:`store_settings` makes them now (stores laid out before the batch size was
+    left out recorded it)."""
+    if "process" not in recorded:
+        return recorded
+    process = {}
+    for name, value in recorded["process"].items():
+        rule = RUN_ONLY_SETTINGS.get(name)
+        if rule is True:
+            continue
+        if isinstance(rule, set) and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in rule}
+        process[name] = value
+    return {**recorded, "process": process}
 
 
 def check_compatible(store: str, settings: dict) -> bool:
@@ -214,14 +221,11 @@ def check_compatible(store: str, settings: dict) -> bool:
             f"{existing.get('layout_version')}, this one writes {LAYOUT_VERSION}); "
             "process into a new store"
         )
-    if existing.get("settings_sha256") != sha256_json(settings):
-        differ = [
-            d
-            for d in _differences(existing.get("settings", {}), settings)
-            if not _run_only(d.split(":")[0])
-        ]
-        if not differ and existing.get("settings"):
-            return True
+    recorded = _without_run_only(existing.get("settings", {}))
+    if existing.get("settings_sha256") != sha256_json(settings) and (
+        sha256_json(recorded) != sha256_json(settings)
+    ):
+        differ = _differences(recorded, settings)
         raise StoreError(
             f"{store}: built {existing.get('created')} from {existing.get('beamtime')} with "
             f"other inputs or settings ({'; '.join(differ[:3]) or 'unknown'}); "

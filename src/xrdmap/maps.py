@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import threading
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -146,81 +147,140 @@ def figure_pool(n_jobs: int) -> Executor:
     return ProcessPoolExecutor(workers, mp_context=_drawing_context())
 
 
+def _inches_position(fig: Figure, left: float, bottom: float, width: float, height: float):
+    """Figure-fraction position of a box given in inches from the lower left corner."""
+    w, h = fig.get_size_inches()
+    return (left / w, bottom / h, width / w, height / h)
+
+
 def _inches_axes(fig: Figure, left: float, bottom: float, width: float, height: float):
     """An axes placed in inches from the figure's lower left corner."""
-    w, h = fig.get_size_inches()
-    return fig.add_axes((left / w, bottom / h, width / w, height / h))
+    return fig.add_axes(_inches_position(fig, left, bottom, width, height))
+
+
+class ConfidenceFigure:
+    """One confidence map per class on one colour scale, built once and redrawn for
+    each sample: a sample's size, data and title are set on the same axes, so
+    Matplotlib's axes and tick objects (most of a figure's time) are made once per
+    process. A redrawn figure is the same to the pixel as a new one."""
+
+    def __init__(self) -> None:
+        self.cols = CONFIDENCE_COLUMNS
+        self.rows = -(-len(CLASS_NAMES) // self.cols)
+        self.fig = Figure()
+        self.axes = []
+        self.images = []
+        for i, name in enumerate(CLASS_NAMES):
+            row, col = divmod(i, self.cols)
+            ax = self.fig.add_axes((0, 0, 1, 1))
+            image = ax.imshow(
+                np.zeros((1, 1)),
+                cmap="cividis",
+                vmin=0,
+                vmax=1,
+                interpolation="nearest",
+                aspect="auto",
+            )
+            ax.set_title(name, fontsize=9, y=1.0)  # a set y: no automatic placement
+            # every panel has the same axes: numbers on the outer ones only, few ticks
+            # (Matplotlib's ticks were most of the figure's time)
+            ax.locator_params(nbins=4)
+            last_row = row == self.rows - 1
+            ax.tick_params(labelsize=7, labelbottom=last_row, labelleft=col == 0)
+            if last_row:
+                ax.set_xlabel("x (um)", fontsize=8)
+            if col == 0:
+                ax.set_ylabel("y (um, to steel)", fontsize=8)
+            self.axes.append(ax)
+            self.images.append(image)
+        self.bar = self.fig.add_axes((0, 0, 1, 1))
+        self.fig.colorbar(image, cax=self.bar, label="confidence")  # one scale, 0..1
+        self.title = self.fig.suptitle("")
+
+    def save(self, grid: np.ndarray, extent: tuple, title: str, path: Path) -> None:
+        """Draw ``grid`` (rows, cols, classes) over ``extent`` (um) into ``path``."""
+        m = MARGIN
+        aspect = (extent[1] - extent[0]) / (extent[2] - extent[3])
+        panel_w = max(1.2, PANEL_H * aspect)
+        fig_w = m["left"] + self.cols * panel_w + (self.cols - 1) * m["wspace"] + m["right"]
+        fig_h = m["bottom"] + self.rows * PANEL_H + (self.rows - 1) * m["hspace"] + m["top"]
+        self.fig.set_size_inches(fig_w, fig_h)
+        for i, (ax, image) in enumerate(zip(self.axes, self.images, strict=True)):
+            row, col = divmod(i, self.cols)
+            left = m["left"] + col * (panel_w + m["wspace"])
+            bottom = fig_h - m["top"] - (row + 1) * PANEL_H - row * m["hspace"]
+            ax.set_position(_inches_position(self.fig, left, bottom, panel_w, PANEL_H))
+            image.set_data(grid[..., i])
+            image.set_extent(extent)
+        bar_h = fig_h - m["bottom"] - m["top"]
+        bar = _inches_position(self.fig, fig_w - m["right"] + 0.25, m["bottom"], 0.18, bar_h)
+        self.bar.set_position(bar)
+        self.title.set_text(title)
+        self.title.set_y(1 - 0.25 / fig_h)
+        self.fig.savefig(path, dpi=110)
+
+
+class PhaseFigure:
+    """The phase map of a sample with its legend, built once and redrawn per sample
+    (as :class:`ConfidenceFigure`)."""
+
+    def __init__(self) -> None:
+        self.fig = Figure()
+        self.ax = self.fig.add_axes((0, 0, 1, 1))
+        self.image = self.ax.imshow(np.ones((1, 1, 3)), interpolation="nearest", aspect="auto")
+        self.ax.set_xlabel("x (um)")
+        self.ax.set_ylabel("y (um, towards the steel)")
+        self.title = self.ax.set_title("", fontsize=10)
+        _legend(self.ax)
+
+    def save(self, image: np.ndarray, extent: tuple, title: str, path: Path) -> None:
+        """Draw ``image`` (rows, cols, 3) over ``extent`` (um) into ``path``."""
+        m = MARGIN
+        aspect = (extent[1] - extent[0]) / (extent[2] - extent[3])
+        map_w, map_h = max(2.5, 4.5 * aspect), 4.5
+        self.fig.set_size_inches(m["left"] + map_w + 0.3 + LEGEND_W, m["bottom"] + map_h + 0.8)
+        self.ax.set_position(_inches_position(self.fig, m["left"], m["bottom"], map_w, map_h))
+        self.image.set_data(image)
+        self.image.set_extent(extent)
+        self.title.set_text(title)
+        self.fig.savefig(path, dpi=110)
+
+
+#: This thread's map figures, made on its first sample (a figure is not thread-safe).
+_FIGURES = threading.local()
+
+
+def _sample_figures() -> tuple[ConfidenceFigure, PhaseFigure]:
+    if not hasattr(_FIGURES, "pair"):
+        _FIGURES.pair = ConfidenceFigure(), PhaseFigure()
+    return _FIGURES.pair
 
 
 def write_sample_maps(store: str, sample: str, version: str, out_dir: Path) -> list[Path]:
     """``<sample>_confidence.png`` (one map per class, one colour scale) and
-    ``<sample>_phases.png``."""
+    ``<sample>_phases.png``, drawn on this thread's figures."""
     root = open_store(store)
     conf, abstain = sample_calls(root, sample, version)
     extent = map_extent(root, sample)
     out_dir.mkdir(parents=True, exist_ok=True)
-    aspect = (extent[1] - extent[0]) / (extent[2] - extent[3])
-    panel_w = max(1.2, PANEL_H * aspect)
-    cols = CONFIDENCE_COLUMNS
-    rows = -(-len(CLASS_NAMES) // cols)
-    m = MARGIN
-    fig_w = m["left"] + cols * panel_w + (cols - 1) * m["wspace"] + m["right"]
-    fig_h = m["bottom"] + rows * PANEL_H + (rows - 1) * m["hspace"] + m["top"]
-    fig = Figure(figsize=(fig_w, fig_h))
-    grid = on_grid(root, sample, conf)  # (rows, cols, classes)
-    for i, name in enumerate(CLASS_NAMES):
-        row, col = divmod(i, cols)
-        left = m["left"] + col * (panel_w + m["wspace"])
-        bottom = fig_h - m["top"] - (row + 1) * PANEL_H - row * m["hspace"]
-        ax = _inches_axes(fig, left, bottom, panel_w, PANEL_H)
-        image = ax.imshow(
-            grid[..., i],
-            cmap="cividis",
-            vmin=0,
-            vmax=1,
-            extent=extent,
-            interpolation="nearest",
-            aspect="auto",
-        )
-        ax.set_title(name, fontsize=9, y=1.0)  # a set y: no automatic placement
-        # every panel has the same axes: numbers on the outer ones only, few ticks
-        # (Matplotlib's ticks were most of the figure's time)
-        ax.locator_params(nbins=4)
-        ax.tick_params(labelsize=7, labelbottom=row == rows - 1, labelleft=col == 0)
-        if row == rows - 1:
-            ax.set_xlabel("x (um)", fontsize=8)
-        if col == 0:
-            ax.set_ylabel("y (um, to steel)", fontsize=8)
-    bar = _inches_axes(
-        fig, fig_w - m["right"] + 0.25, m["bottom"], 0.18, fig_h - m["bottom"] - m["top"]
-    )
-    fig.colorbar(image, cax=bar, label="confidence")  # one scale, 0..1
-    fig.suptitle(f"{sample}: confidence per class (model {version})", y=1 - 0.25 / fig_h)
+    confidence_figure, phase_figure = _sample_figures()
     conf_png = out_dir / f"{sample}_confidence.png"
-    fig.savefig(conf_png, dpi=110)
-
-    map_w, map_h = max(2.5, 4.5 * aspect), 4.5
-    fig_w, fig_h = m["left"] + map_w + 0.3 + LEGEND_W, m["bottom"] + map_h + 0.8
-    fig = Figure(figsize=(fig_w, fig_h))
-    ax = _inches_axes(fig, m["left"], m["bottom"], map_w, map_h)
-    ax.imshow(
-        phase_image(root, sample, conf, abstain),
-        extent=extent,
-        interpolation="nearest",
-        aspect="auto",
+    confidence_figure.save(
+        on_grid(root, sample, conf),
+        extent,
+        f"{sample}: confidence per class (model {version})",
+        conf_png,
     )
-    ax.set_xlabel("x (um)")
-    ax.set_ylabel("y (um, towards the steel)")
     valid = int((~np.isnan(conf).any(axis=1)).sum())
     share = abstain.sum() / max(valid, 1)
-    ax.set_title(
+    phase_png = out_dir / f"{sample}_phases.png"
+    phase_figure.save(
+        phase_image(root, sample, conf, abstain),
+        extent,
         f"{sample}: corrosion products (model {version})\n"
         f"abstained on {int(abstain.sum())} of {valid} points ({share:.1%})",
-        fontsize=10,
+        phase_png,
     )
-    _legend(ax)
-    phase_png = out_dir / f"{sample}_phases.png"
-    fig.savefig(phase_png, dpi=110)
     return [conf_png, phase_png]
 
 

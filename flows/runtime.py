@@ -16,10 +16,13 @@ environment) report to the same place as the flow.
 
 from __future__ import annotations
 
+import contextvars
+import importlib
 import logging
 import os
 import shlex
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -140,6 +143,12 @@ def require_gpu_workers(cfg: DaskConfig) -> None:
     require_cuda()
 
 
+def runs_in_process(cfg: DaskConfig, input_mb: float) -> bool:
+    """Whether :func:`sized_task_runner` runs a flow reading ``input_mb`` on threads of
+    this process (no scheduler or batch cluster named, less than ``in_process_below_mb``)."""
+    return not (cfg.address or cfg.jobqueue or input_mb >= cfg.in_process_below_mb)
+
+
 def sized_task_runner(
     cfg: DaskConfig, input_mb: float, *, threads: int | None = None, gpu_workers: bool = False
 ) -> TaskRunner:
@@ -148,7 +157,7 @@ def sized_task_runner(
     and the flow reads less than ``cfg.in_process_below_mb`` (starting a local cluster,
     whose workers each import Prefect, pyFAI or TensorFlow, costs more than such work);
     :func:`dask_task_runner` otherwise."""
-    if cfg.address or cfg.jobqueue or input_mb >= cfg.in_process_below_mb:
+    if not runs_in_process(cfg, input_mb):
         return dask_task_runner(cfg, gpu_workers=gpu_workers)
     from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -176,9 +185,36 @@ def quiet_defaults(*, console_level: str = "INFO") -> None:
     logging.getLogger("silx.opencl.common").setLevel(logging.ERROR)  # no GPU: not news
 
 
+def _while_importing(start: Callable[[], None], modules: tuple[str, ...]) -> None:
+    """Run ``start`` in a thread (in this thread's context: Prefect's settings) while
+    this one imports ``modules``; raises the first error of either, once both are done."""
+    failed: list[BaseException] = []
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            context.run(start)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="prefect-server-start", daemon=True)
+    thread.start()
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
+
+
 @contextmanager
-def prefect_api(*, console_level: str = "INFO") -> Iterator[str | None]:
-    """Yield the API URL flows report to, starting a temporary server if none is set."""
+def prefect_api(
+    *, console_level: str = "INFO", preload: tuple[str, ...] = ()
+) -> Iterator[str | None]:
+    """Yield the API URL flows report to, starting a temporary server if none is set;
+    the modules ``preload`` (what the caller imports next) are imported while that
+    server starts (its process boots on another core, this one waits otherwise)."""
     quiet_defaults(console_level=console_level)
     if os.environ.get("PREFECT_API_URL"):
         yield os.environ["PREFECT_API_URL"]
@@ -187,7 +223,11 @@ def prefect_api(*, console_level: str = "INFO") -> Iterator[str | None]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     server = SubprocessASGIServer()
-    server.start()
+    try:
+        _while_importing(server.start, preload)
+    except BaseException:
+        server.stop()
+        raise
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):

@@ -13,7 +13,7 @@ from xrdmap.errors import StoreError
 
 
 def query(args: argparse.Namespace) -> int:
-    from xrdmap.store import has_confidences, open_store  # zarr: not for --help
+    from xrdmap.store import has_confidences, latest_predicted, open_store  # not for --help
 
     store = str(args.store)
     root = open_store(store)
@@ -25,7 +25,9 @@ def query(args: argparse.Namespace) -> int:
             f"{store}: no confidences of model {args.model} "
             f"(run xrdmap predict {store} --model {args.model})"
         )
-    with prefect_session(args.verbose):
+    # a queue from a model's confidences explains them with the network (Keras)
+    network = ("models.network",) if args.model or latest_predicted(store) else ()
+    with prefect_session(args.verbose, "flows.active_learning", *network):
         from flows.active_learning import query_relabel
 
         path, version = query_relabel(
@@ -58,7 +60,7 @@ def al_rounds(args: argparse.Namespace) -> int:
         "QUEUE_CSV`.",
         flush=True,
     )
-    with prefect_session(args.verbose):
+    with prefect_session(args.verbose, "flows.active_learning"):
         from flows.active_learning import active_learning
 
         records = active_learning(

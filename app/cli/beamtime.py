@@ -140,7 +140,7 @@ def process(args: argparse.Namespace) -> int:
         from flows.runtime import require_gpu_workers
 
         require_gpu_workers(cfg.dask)
-    with prefect_session(args.verbose):
+    with prefect_session(args.verbose, "flows.process_beamtime"):
         from flows.process_beamtime import run_process_beamtime
 
         summary = run_process_beamtime(

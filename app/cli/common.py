@@ -13,19 +13,21 @@ from xrdmap.errors import InputError
 
 
 @contextmanager
-def prefect_session(verbose: bool) -> Iterator[None]:
+def prefect_session(verbose: bool, *preload: str) -> Iterator[None]:
     """Quiet terminal defaults set before Prefect configures its logging, and the API
     (a configured server, or one temporary local server) for the flows run inside.
     Without ``--verbose`` the command speaks for itself and Prefect's console stays
     silent; every log still reaches the API (the UI). Import the flows inside the
-    block: Prefect reads these settings when it is first imported."""
+    block: Prefect reads these settings when it is first imported. ``preload``: the
+    modules the block will import (its flows; the network where it predicts in this
+    process), imported while a temporary server starts instead of after it."""
     from flows.runtime import prefect_api, quiet_defaults
 
     console_level = "INFO" if verbose else "CRITICAL"
     # the command line decides (--verbose), whatever an outer process left in the env
     os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = console_level
     quiet_defaults(console_level=console_level)
-    with prefect_api(console_level=console_level):
+    with prefect_api(console_level=console_level, preload=preload):
         yield
 
 

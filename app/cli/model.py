@@ -35,10 +35,11 @@ def train(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
+    from flows.runtime import runs_in_process
     from models.predict import domain_mapping
     from models.registry import read_card
     from xrdmap.maps import abstain_counts
-    from xrdmap.store import sample_sizes
+    from xrdmap.store import patterns_mb, sample_sizes
 
     store = str(args.store)
     sample_sizes(store)  # not a store: one line, before anything starts
@@ -47,7 +48,10 @@ def predict(args: argparse.Namespace) -> int:
     version = card["version"]
     mapping = domain_mapping(store, card, allow_resample=args.resample)  # before any work
     dask = load_process(conf_file(args.conf, "process.yaml")).dask
-    with prefect_session(args.verbose):
+    # the network's module (Keras) is imported while a temporary server starts when
+    # the regions run on threads of this process, not on a cluster's workers
+    network = ("models.network",) if runs_in_process(dask, patterns_mb(store)) else ()
+    with prefect_session(args.verbose, "flows.predict", *network):
         from flows.predict import run_predict_store
 
         summary = run_predict_store(

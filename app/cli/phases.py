@@ -18,7 +18,7 @@ def fit(args: argparse.Namespace) -> int:
     sample_sizes(store)  # not a store: one line, before anything starts
     phases = load_phases(conf_file(args.conf, "phases.yaml"))
     dask = load_process(conf_file(args.conf, "process.yaml")).dask
-    with prefect_session(args.verbose):
+    with prefect_session(args.verbose, "flows.phase_fit"):
         from flows.phase_fit import run_fit_phases
 
         fits = run_fit_phases(store, dask, phases)
@@ -52,7 +52,7 @@ def report(args: argparse.Namespace) -> int:
         )
     if args.sample_sheet:
         read_sample_sheet(args.sample_sheet)  # a bad sheet: one line, before the flow
-    with prefect_session(args.verbose):
+    with prefect_session(args.verbose, "flows.beamtime_report"):
         from flows.beamtime_report import beamtime_report
 
         paths = beamtime_report(

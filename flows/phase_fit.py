@@ -11,10 +11,7 @@ from flows.runtime import dask_task_runner
 from tasks.phase_fit import draw_fraction_maps, fit_sample_task
 from xrdmap.config import DaskConfig, PhasesConfig, conf_file, load_phases
 from xrdmap.phase_fractions import SampleFit
-from xrdmap.store import exclusive_writer, maps_dir, open_store, samples
-
-#: Where the fraction maps go, beside the store (``<store>-maps/phase-fit/``).
-MAPS_FOLDER = "phase-fit"
+from xrdmap.store import PHASE_FIT_MAPS, exclusive_writer, maps_dir, open_store, samples
 
 
 @flow(name="fit-phases", on_failure=[record_failure], on_crashed=[record_failure])
@@ -29,7 +26,7 @@ def fit_phases(
         futures = [fit_sample_task.submit(store, s, phases) for s in names]
         wait(futures)
         fits = [f.result() for f in futures]
-    out_dir = str(maps_dir(store, MAPS_FOLDER))
+    out_dir = str(maps_dir(store, PHASE_FIT_MAPS))
     wait([draw_fraction_maps.submit(store, s, out_dir) for s in names])
     get_run_logger().info(
         "%d patterns fitted, %d with an unexplained line",

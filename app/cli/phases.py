@@ -11,8 +11,7 @@ from xrdmap.config import conf_file, load_phases, load_process
 
 
 def fit(args: argparse.Namespace) -> int:
-    from flows.phase_fit import MAPS_FOLDER
-    from xrdmap.store import maps_dir, sample_sizes
+    from xrdmap.store import PHASE_FIT_MAPS, maps_dir, sample_sizes
 
     store = str(args.store)
     sample_sizes(store)  # not a store: one line, before anything starts
@@ -25,7 +24,7 @@ def fit(args: argparse.Namespace) -> int:
     n = sum(f.n_points for f in fits)
     print(
         f"Fitted {n} patterns with {len(phases.phases)} known phases; weight fractions in "
-        f"{store}/samples/<sample>/phase_fit, maps in {maps_dir(store, MAPS_FOLDER)}."
+        f"{store}/samples/<sample>/phase_fit, maps in {maps_dir(store, PHASE_FIT_MAPS)}."
     )
     print("Points with a line no known phase explains, per sample (strongest lines: 2theta, d):")
     for f in fits:

@@ -444,6 +444,10 @@ def maps_dir(store: str, version: str) -> Path:
     return _beside_store(store, MAPS_SUFFIX) / version
 
 
+#: The folder of the phase fit's fraction maps, beside the models' (:func:`maps_dir`).
+PHASE_FIT_MAPS = "phase-fit"
+
+
 def report_dir(store: str) -> Path:
     """Where the beamtime report goes: ``<store>-report/``."""
     return _beside_store(store, "-report")

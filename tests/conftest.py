@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -310,15 +311,26 @@ def fresh_store(tiny_store, tmp_path):
     return path
 
 
+#: A line of Prefect's console log ("12:00:00.000 | INFO    | prefect - ...").
+PREFECT_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| \w+ +\| .*$", re.MULTILINE)
+
+
 def run_xrdmap(*args, cwd=None) -> subprocess.CompletedProcess:
-    """``xrdmap ARGS...`` in a new process, as a user runs it."""
-    return subprocess.run(
+    """``xrdmap ARGS...`` in a new process, as a user runs it: without the console level
+    this process gave Prefect, so that every command here shows that it speaks for
+    itself (no Prefect log line on the terminal without ``--verbose``)."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"}
+    result = subprocess.run(
         [sys.executable, "-m", "app.cli", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
+        env=env,
         timeout=300,
     )
+    logged = PREFECT_LOG_LINE.findall(result.stdout + result.stderr)
+    assert "--verbose" in args or not logged, f"xrdmap {args[0]} logged: {logged[:3]}"
+    return result
 
 
 @pytest.fixture(scope="session")

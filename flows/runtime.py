@@ -187,7 +187,8 @@ def quiet_defaults(*, console_level: str = "INFO") -> None:
 
 def _while_importing(start: Callable[[], None], modules: tuple[str, ...]) -> None:
     """Run ``start`` in a thread (in this thread's context: Prefect's settings) while
-    this one imports ``modules``; raises the first error of either, once both are done."""
+    this one imports ``modules``; once both are done, raises an import's error, or else
+    the error of ``start``."""
     failed: list[BaseException] = []
     context = contextvars.copy_context()
 

@@ -15,10 +15,12 @@ from xrdmap.errors import StoreError
 def query(args: argparse.Namespace) -> int:
     from xrdmap.store import has_confidences, latest_predicted, open_store  # not for --help
 
-    store = str(args.store)
-    root = open_store(store)
     if args.n < 1:
         raise ConfigError("--n: ask for at least one point")
+    if args.out and args.out.exists():  # a queue is never written over (nor its labels)
+        raise ConfigError(f"--out {args.out}: already exists; give a new folder")
+    store = str(args.store)
+    root = open_store(store)
     phases = load_phases(conf_file(args.conf, "phases.yaml"))
     if args.model and not has_confidences(root, args.model):
         raise StoreError(

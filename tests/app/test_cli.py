@@ -74,6 +74,15 @@ def test_bad_config_fails_at_once_with_one_line(tmp_path, xrdmap):
     assert not (tmp_path / "out").exists()
 
 
+def test_query_into_an_existing_folder_fails_before_any_work(tmp_path, xrdmap):
+    (tmp_path / "queue").mkdir()
+    out = xrdmap("query", tmp_path / "s.zarr", "--out", tmp_path / "queue")
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"xrdmap query: error: --out {tmp_path / 'queue'}: already exists; give a new folder"
+    )
+
+
 @pytest.mark.slow  # over 5 s: not in make test-fast
 def test_simulate_end_to_end(tmp_path, xrdmap):
     def tiny(d):

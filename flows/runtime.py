@@ -16,13 +16,11 @@ environment) report to the same place as the flow.
 
 from __future__ import annotations
 
-import contextvars
 import importlib
 import logging
 import os
 import shlex
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -185,30 +183,6 @@ def quiet_defaults(*, console_level: str = "INFO") -> None:
     logging.getLogger("silx.opencl.common").setLevel(logging.ERROR)  # no GPU: not news
 
 
-def _while_importing(start: Callable[[], None], modules: tuple[str, ...]) -> None:
-    """Run ``start`` in a thread (in this thread's context: Prefect's settings) while
-    this one imports ``modules``; once both are done, raises an import's error, or else
-    the error of ``start``."""
-    failed: list[BaseException] = []
-    context = contextvars.copy_context()
-
-    def run() -> None:
-        try:
-            context.run(start)
-        except BaseException as exc:  # re-raised in the caller's thread
-            failed.append(exc)
-
-    thread = threading.Thread(target=run, name="prefect-server-start", daemon=True)
-    thread.start()
-    try:
-        for module in modules:
-            importlib.import_module(module)
-    finally:
-        thread.join()
-    if failed:
-        raise failed[0]
-
-
 @contextmanager
 def prefect_api(
     *, console_level: str = "INFO", preload: tuple[str, ...] = ()
@@ -220,15 +194,18 @@ def prefect_api(
     if os.environ.get("PREFECT_API_URL"):
         yield os.environ["PREFECT_API_URL"]
         return
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from flows.temporary_server import TemporaryServer
 
-    server = SubprocessASGIServer()
+    server = TemporaryServer()
     try:
-        _while_importing(server.start, preload)
+        for module in preload:
+            importlib.import_module(module)
+        server.wait_until_ready()
     except BaseException:
         server.stop()
         raise
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):

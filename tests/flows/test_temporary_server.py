@@ -1,12 +1,15 @@
 """A command without a Prefect server starts a temporary one; the modules its flows
 need are imported while that server boots in its own process, not after."""
 
+import socket
 import sys
 
+import httpx
 import psutil
 import pytest
 
 from flows.runtime import prefect_api
+from flows.temporary_server import TemporaryServer
 
 pytestmark = pytest.mark.slow
 
@@ -14,22 +17,24 @@ WAITS_FOR_THE_SERVER = """
 import time, httpx, psutil
 deadline = time.monotonic() + 60
 def booting():
-    return [c for c in psutil.Process().children() if "uvicorn" in " ".join(c.cmdline())]
+    return [c for c in psutil.Process().children() if "flows.temporary_server" in c.cmdline()]
 while not booting():
     assert time.monotonic() < deadline, "no server process while importing"
     time.sleep(0.02)
 server = booting()[0]
 SERVER_PID = server.pid
-port = server.cmdline()[server.cmdline().index("--port") + 1]
+while not [c for c in server.net_connections("tcp") if c.status == psutil.CONN_LISTEN]:
+    time.sleep(0.02)
+port = [c for c in server.net_connections("tcp") if c.status == psutil.CONN_LISTEN][0]
 try:  # the server takes seconds to boot: it cannot answer yet
-    ANSWERED = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code
+    ANSWERED = httpx.get(f"http://127.0.0.1:{port.laddr.port}/api/health", timeout=1)
 except httpx.HTTPError:
     ANSWERED = None
 """
 
 
 def _servers():
-    return [c for c in psutil.Process().children() if "uvicorn" in " ".join(c.cmdline())]
+    return [c for c in psutil.Process().children() if "flows.temporary_server" in c.cmdline()]
 
 
 def test_flow_modules_are_imported_while_the_temporary_server_boots(tmp_path, monkeypatch):
@@ -37,6 +42,10 @@ def test_flow_modules_are_imported_while_the_temporary_server_boots(tmp_path, mo
     (tmp_path / "flow_needing_server_boot.py").write_text(WAITS_FOR_THE_SERVER)
     (tmp_path / "flow_that_fails_to_import.py").write_text("raise ImportError('broken flow')")
     monkeypatch.syspath_prepend(str(tmp_path))
+    # a user's project with its own flows package: not what the server runs
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "__init__.py").write_text("raise SystemExit('user flows')")
+    monkeypatch.chdir(tmp_path)
 
     # a module that fails to import: its error, and no server left behind
     with (
@@ -46,11 +55,23 @@ def test_flow_modules_are_imported_while_the_temporary_server_boots(tmp_path, mo
         pass
     assert not _servers()
 
-    import httpx
-
     with prefect_api(preload=("flow_needing_server_boot",)) as api:
         module = sys.modules["flow_needing_server_boot"]  # imported before the block
         assert [s.pid for s in _servers()] == [module.SERVER_PID]
         assert module.ANSWERED is None  # imported while the server booted, not after
         assert httpx.get(f"{api}/health", timeout=10).status_code == 200
     assert not _servers()
+
+
+def test_a_server_that_fails_to_start_is_reported_and_its_port_was_held(tmp_path, monkeypatch):
+    unwritable = tmp_path / "missing" / "prefect.db"  # its folder does not exist
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{unwritable}")
+    server = TemporaryServer()
+    try:
+        with socket.socket() as other, pytest.raises(OSError):  # held while it boots
+            other.bind(("127.0.0.1", server.port))
+        with pytest.raises(RuntimeError, match=rf"port {server.port} exited with code \d"):
+            server.wait_until_ready(timeout_s=60)
+    finally:
+        server.stop()
+    assert server.process.returncode is not None

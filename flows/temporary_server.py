@@ -1,0 +1,95 @@
+"""A temporary Prefect API server for one command, launched before Prefect is imported.
+
+Prefect's own ``SubprocessASGIServer`` lives in ``prefect.server.api.server``, a module
+that takes 1.5-2 s to import (FastAPI, SQLAlchemy, the API's routes) in the command
+that only wants to launch it; the server process then imports it again. Here the
+command binds a port, hands the listening socket to a child process and goes on with
+its own imports while the child boots Prefect's app (``create_app(ephemeral=True)``,
+what Prefect's temporary server serves) on that socket. The port is the system's pick
+and is held from the start: no other process can take it between the choice and the
+server's start.
+
+Run as ``python -P -m flows.temporary_server FD``: serve the API on the listening socket
+``FD`` until terminated.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+#: Seconds a command waits for its temporary server to answer before giving up.
+START_TIMEOUT_S = 60.0
+
+
+class TemporaryServer:
+    """A Prefect API server process serving on a port this process picked."""
+
+    def __init__(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(2048)
+            self.port: int = listener.getsockname()[1]
+            fd = listener.fileno()
+            self.process = subprocess.Popen(
+                # -P: not the working directory's own ``flows`` package, if it has one
+                [sys.executable, "-P", "-m", __name__, str(fd)],
+                pass_fds=(fd,),
+            )
+        finally:
+            listener.close()  # the child holds the port; if it dies, clients are refused
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def wait_until_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Return once the API answers its health check; raise RuntimeError if the
+        server exits or does not answer within ``timeout_s``."""
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"temporary Prefect server on port {self.port} exited with code "
+                    f"{self.process.returncode} before it answered"
+                )
+            try:  # a request waits in the socket's queue until the app has started
+                response = httpx.get(f"{self.api_url}/health", timeout=0.5)
+                if response.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"temporary Prefect server on port {self.port} did not answer "
+                    f"within {timeout_s:.0f} s"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Terminate the server; kill it if it has not exited after 5 s."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def serve(fd: int) -> None:
+    """Serve Prefect's temporary-server app on the listening socket ``fd``."""
+    import uvicorn
+    from prefect.server.api.server import create_app
+
+    app = create_app(ephemeral=True, final=True)
+    config = uvicorn.Config(app, log_level="error", lifespan="on")
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

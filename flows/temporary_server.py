@@ -9,15 +9,18 @@ what Prefect's temporary server serves) on that socket. The port is the system's
 and is held from the start: no other process can take it between the choice and the
 server's start.
 
-Run as ``python -P -m flows.temporary_server FD``: serve the API on the listening socket
-``FD`` until terminated.
+Run as ``python -P -m flows.temporary_server FD PID``: serve the API on the listening
+socket ``FD`` until terminated or until the process ``PID`` (the command) is gone.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 #: Seconds a command waits for its temporary server to answer before giving up.
@@ -36,7 +39,7 @@ class TemporaryServer:
             fd = listener.fileno()
             self.process = subprocess.Popen(
                 # -P: not the working directory's own ``flows`` package, if it has one
-                [sys.executable, "-P", "-m", __name__, str(fd)],
+                [sys.executable, "-P", "-m", __name__, str(fd), str(os.getpid())],
                 pass_fds=(fd,),
             )
         finally:
@@ -81,8 +84,18 @@ class TemporaryServer:
             self.process.wait()
 
 
-def serve(fd: int) -> None:
-    """Serve Prefect's temporary-server app on the listening socket ``fd``."""
+def _stop_with(parent: int) -> None:
+    """Terminate this process once ``parent`` is gone (killed, say, where no ``finally``
+    runs): a temporary server is its command's, not left holding memory and a port."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def serve(fd: int, parent: int) -> None:
+    """Serve Prefect's temporary-server app on the listening socket ``fd`` while the
+    process ``parent`` that launched it lives."""
+    threading.Thread(target=_stop_with, args=(parent,), daemon=True).start()
     import uvicorn
     from prefect.server.api.server import create_app
 
@@ -92,4 +105,4 @@ def serve(fd: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    serve(int(sys.argv[1]), int(sys.argv[2]))

@@ -2,7 +2,9 @@
 need are imported while that server boots in its own process, not after."""
 
 import socket
+import subprocess
 import sys
+import time
 
 import httpx
 import psutil
@@ -75,3 +77,23 @@ def test_a_server_that_fails_to_start_is_reported_and_its_port_was_held(tmp_path
     finally:
         server.stop()
     assert server.process.returncode is not None
+
+
+LAUNCHES_A_SERVER = """
+import time
+from flows.temporary_server import TemporaryServer
+print(TemporaryServer().process.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_server_whose_command_is_killed_stops(tmp_path):
+    command = subprocess.Popen([sys.executable, "-c", LAUNCHES_A_SERVER], stdout=subprocess.PIPE)
+    assert command.stdout is not None
+    server = psutil.Process(int(command.stdout.readline()))
+    command.kill()  # no finally, no atexit: as the OOM killer or kill -9 would
+    command.wait()
+    deadline = time.monotonic() + 20
+    while server.is_running() and server.status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the server outlived its command by 20 s"
+        time.sleep(0.1)

@@ -11,8 +11,8 @@ Times, in one run on one machine:
   process), then with ``in_process_below_mb: 0`` (a local Dask cluster: the path
   before), and whether the two wrote the same confidences;
 - ``xrdmap query STORE --n 8`` (the relabel queue with its pictures and attributions);
-- ``xrdmap predict`` once more without a running Prefect server (the command starts a
-  temporary one).
+- ``xrdmap predict`` and ``query`` once more without a running Prefect server (the
+  command starts a temporary one).
 
 The commands report to one Prefect server started here, as with ``make server``. The
 model: the latest in ``--registry``, or one trained first on 139 labels drawn from the
@@ -123,6 +123,10 @@ def main() -> None:
         )
     no_server = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     cold_s, _ = command(predict, no_server)
+    cold_query_s, _ = command(
+        ["query", store, "--n", "8", "--registry", registry, "--out", str(work / "queue-2")],
+        no_server,
+    )
     rows = [
         ("the model alone (read, features, load, call)", model_s),
         ("xrdmap predict, threads in the command's process", threads_s),
@@ -130,6 +134,7 @@ def main() -> None:
         ("xrdmap predict, local Dask cluster (in_process_below_mb: 0)", dask_s),
         ("xrdmap predict, threads, no Prefect server running", cold_s),
         ("xrdmap query --n 8", query_s),
+        ("xrdmap query --n 8, no Prefect server running", cold_query_s),
     ]
     print(f"\n{store}: {patterns_mb(store):.0f} MB of patterns, model {version}")
     print(f"{'what':62} {'wall s':>7} {'x model alone':>14}")

@@ -200,7 +200,10 @@ def prefect_api(
     try:
         for module in preload:
             importlib.import_module(module)
-        server.wait_until_ready()
+        from prefect.settings import get_current_settings
+
+        # Prefect's own setting for its temporary server's start (default 20 s)
+        server.wait_until_ready(get_current_settings().server.ephemeral.startup_timeout_seconds)
     except BaseException:
         server.stop()
         raise

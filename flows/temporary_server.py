@@ -23,9 +23,6 @@ import sys
 import threading
 import time
 
-#: Seconds a command waits for its temporary server to answer before giving up.
-START_TIMEOUT_S = 60.0
-
 
 class TemporaryServer:
     """A Prefect API server process serving on a port this process picked."""
@@ -37,6 +34,7 @@ class TemporaryServer:
             listener.listen(2048)
             self.port: int = listener.getsockname()[1]
             fd = listener.fileno()
+            self.launched = time.monotonic()
             self.process = subprocess.Popen(
                 # -P: not the working directory's own ``flows`` package, if it has one
                 [sys.executable, "-P", "-m", __name__, str(fd), str(os.getpid())],
@@ -49,17 +47,18 @@ class TemporaryServer:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
-    def wait_until_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Return once the API answers its health check; raise RuntimeError if the
-        server exits or does not answer within ``timeout_s``."""
+    def wait_until_ready(self, timeout_s: float) -> None:
+        """Return once the API answers its health check; raise ConnectionError if the
+        server exits first, TimeoutError if it has not answered ``timeout_s`` after its
+        launch."""
         import httpx
 
-        deadline = time.monotonic() + timeout_s
+        deadline = self.launched + timeout_s
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(
+                raise ConnectionError(
                     f"temporary Prefect server on port {self.port} exited with code "
-                    f"{self.process.returncode} before it answered"
+                    f"{self.process.returncode} before it answered (its error is above)"
                 )
             try:  # a request waits in the socket's queue until the app has started
                 response = httpx.get(f"{self.api_url}/health", timeout=0.5)
@@ -68,9 +67,10 @@ class TemporaryServer:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"temporary Prefect server on port {self.port} did not answer "
-                    f"within {timeout_s:.0f} s"
+                raise TimeoutError(
+                    f"temporary Prefect server on port {self.port} did not answer within "
+                    f"{timeout_s:g} s of its launch "
+                    "(Prefect's PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)"
                 )
             time.sleep(0.05)
 

@@ -72,7 +72,9 @@ def test_a_server_that_fails_to_start_is_reported_and_its_port_was_held(tmp_path
     try:
         with socket.socket() as other, pytest.raises(OSError):  # held while it boots
             other.bind(("127.0.0.1", server.port))
-        with pytest.raises(RuntimeError, match=rf"port {server.port} exited with code \d"):
+        with pytest.raises(TimeoutError, match="STARTUP_TIMEOUT_SECONDS"):  # still booting
+            server.wait_until_ready(timeout_s=0)
+        with pytest.raises(ConnectionError, match=rf"port {server.port} exited with code \d"):
             server.wait_until_ready(timeout_s=60)
     finally:
         server.stop()

@@ -39,6 +39,9 @@ class TemporaryServer:
                 # -P: not the working directory's own ``flows`` package, if it has one
                 [sys.executable, "-P", "-m", __name__, str(fd), str(os.getpid())],
                 pass_fds=(fd,),
+                # its own process group: a Ctrl-C in the terminal interrupts the command,
+                # which reports the flow run as crashed to this server, then stops it
+                process_group=0,
             )
         finally:
             listener.close()  # the child holds the port; if it dies, clients are refused

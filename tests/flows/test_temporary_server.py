@@ -2,6 +2,7 @@
 need are imported while that server boots in its own process, not after."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,8 +37,10 @@ except httpx.HTTPError:
 """
 
 
-def _servers():
-    return [c for c in psutil.Process().children() if "flows.temporary_server" in c.cmdline()]
+def _servers(pid=None):
+    """The temporary servers that process ``pid`` (default: this one) launched."""
+    children = psutil.Process(pid).children()
+    return [c for c in children if "flows.temporary_server" in c.cmdline()]
 
 
 def test_flow_modules_are_imported_while_the_temporary_server_boots(tmp_path, monkeypatch):
@@ -105,3 +108,41 @@ def test_a_server_whose_command_is_killed_stops(tmp_path):
     while server.is_running() and server.status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the server outlived its command by 20 s"
         time.sleep(0.1)
+
+
+INTERRUPTED_FLOW = """
+import pathlib, sys, time
+from flows.runtime import prefect_api
+
+with prefect_api(console_level="CRITICAL"):
+    from prefect import flow
+
+    @flow
+    def waits(marker: str) -> None:
+        pathlib.Path(marker).write_text("running")
+        time.sleep(120)
+
+    waits(sys.argv[1])
+"""
+
+
+def test_ctrl_c_in_a_flow_run_ends_the_command_and_its_server(tmp_path, monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    marker = tmp_path / "flow-running"
+    command = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_FLOW, str(marker)],
+        start_new_session=True,  # its own terminal-like process group
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert command.poll() is None and time.monotonic() < deadline, "the flow never ran"
+        time.sleep(0.1)
+    server = _servers(command.pid)[0]
+    os.killpg(command.pid, signal.SIGINT)  # what Ctrl-C in its terminal sends
+    try:
+        command.wait(timeout=20)  # the crash is reported to a server still up, then it stops
+        server.wait(timeout=10)
+    finally:
+        if command.poll() is None:
+            os.killpg(command.pid, signal.SIGKILL)

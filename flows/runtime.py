@@ -102,6 +102,7 @@ def dask_task_runner(cfg: DaskConfig, *, gpu_workers: bool = False) -> DaskTaskR
         # a free port, not 8787: two commands at once warned "Port 8787 is already in use"
         "scheduler_kwargs": {"dashboard_address": ":0"},
         "silence_logs": logging.WARNING,
+        "preload": ["flows.local_worker"],  # a Ctrl-C is the command's to handle
     }
     if cfg.n_workers:
         kwargs["n_workers"] = cfg.n_workers

@@ -253,3 +253,20 @@ def test_a_local_cluster_announces_no_dashboard():
         runner.logger.setLevel(level)
     assert any(line.startswith("Creating a new Dask cluster") for line in said), said
     assert not [line for line in said if "dashboard" in line]
+
+
+def test_a_local_worker_leaves_ctrl_c_to_its_command():
+    """The terminal's Ctrl-C reaches a local cluster's workers too: they ignore it (the
+    interrupted command closes the cluster), instead of each printing a traceback."""
+    import os
+    import signal
+    import time
+
+    from distributed import Client, LocalCluster
+
+    kwargs = dask_task_runner(DaskConfig(n_workers=1)).cluster_kwargs
+    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+        (pid,) = client.run(os.getpid).values()
+        os.kill(pid, signal.SIGINT)
+        time.sleep(1)
+        assert list(client.run(os.getpid).values()) == [pid]  # the same process, alive

@@ -42,6 +42,7 @@ class TemporaryServer:
                 # its own process group: a Ctrl-C in the terminal interrupts the command,
                 # which reports the flow run as crashed to this server, then stops it
                 process_group=0,
+                stdin=subprocess.DEVNULL,  # never the terminal's: not its foreground group
             )
         finally:
             listener.close()  # the child holds the port; if it dies, clients are refused

@@ -56,7 +56,7 @@ def tree_rss(proc: psutil.Process) -> tuple[int, int]:
 def role(proc: psutil.Process) -> str:
     """Which part of the run a child process is: the Prefect server, a Dask worker."""
     line = " ".join(proc.cmdline())
-    if "flows.temporary_server" in line or "prefect.server" in line:
+    if "temporary_server.py" in line or "prefect.server" in line:
         return "prefect_server"
     if "multiprocessing" in line:
         return "dask_workers"

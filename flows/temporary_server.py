@@ -9,8 +9,11 @@ what Prefect's temporary server serves) on that socket. The port is the system's
 and is held from the start: no other process can take it between the choice and the
 server's start.
 
-Run as ``python -P -m flows.temporary_server FD PID``: serve the API on the listening
-socket ``FD`` until terminated or until the process ``PID`` (the command) is gone.
+Run as ``python -P .../flows/temporary_server.py FD PID``: serve the API on the
+listening socket ``FD`` until terminated or until the process ``PID`` (the command) is
+gone. It is run as a file, and it imports only the standard library, uvicorn and
+Prefect. So it needs no installed ``flows`` package, and ``-P`` keeps the working
+directory (a user's project may have a ``flows`` package of its own) off its path.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
+
+#: This file, run by the server's process.
+SCRIPT = str(Path(__file__).resolve())
 
 
 class TemporaryServer:
@@ -36,8 +43,7 @@ class TemporaryServer:
             fd = listener.fileno()
             self.launched = time.monotonic()
             self.process = subprocess.Popen(
-                # -P: not the working directory's own ``flows`` package, if it has one
-                [sys.executable, "-P", "-m", __name__, str(fd), str(os.getpid())],
+                [sys.executable, "-P", SCRIPT, str(fd), str(os.getpid())],
                 pass_fds=(fd,),
                 # its own process group: a Ctrl-C in the terminal interrupts the command,
                 # which reports the flow run as crashed to this server, then stops it

@@ -13,15 +13,16 @@ import psutil
 import pytest
 
 from flows.runtime import prefect_api
-from flows.temporary_server import TemporaryServer
+from flows.temporary_server import SCRIPT, TemporaryServer
 
 pytestmark = pytest.mark.slow
 
 WAITS_FOR_THE_SERVER = """
 import time, httpx, psutil
+from flows.temporary_server import SCRIPT
 deadline = time.monotonic() + 60
 def booting():
-    return [c for c in psutil.Process().children() if "flows.temporary_server" in c.cmdline()]
+    return [c for c in psutil.Process().children() if SCRIPT in c.cmdline()]
 while not booting():
     assert time.monotonic() < deadline, "no server process while importing"
     time.sleep(0.02)
@@ -40,7 +41,7 @@ except httpx.HTTPError:
 def _servers(pid=None):
     """The temporary servers that process ``pid`` (default: this one) launched."""
     children = psutil.Process(pid).children()
-    return [c for c in children if "flows.temporary_server" in c.cmdline()]
+    return [c for c in children if SCRIPT in c.cmdline()]
 
 
 def test_flow_modules_are_imported_while_the_temporary_server_boots(tmp_path, monkeypatch):

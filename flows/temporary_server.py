@@ -12,8 +12,10 @@ server's start.
 Run as ``python -P .../flows/temporary_server.py FD PID``: serve the API on the
 listening socket ``FD`` until terminated or until the process ``PID`` (the command) is
 gone. It is run as a file, and it imports only the standard library, uvicorn and
-Prefect. So it needs no installed ``flows`` package, and ``-P`` keeps the working
-directory (a user's project may have a ``flows`` package of its own) off its path.
+Prefect: it needs no installed ``flows`` package, and the working directory (a user's
+project may have a ``flows`` package of its own) is not on its path. ``-P`` keeps this
+file's folder off it too, so that our modules there (``predict``, ``hooks``, ...)
+cannot stand in for others of the same name.
 """
 
 from __future__ import annotations

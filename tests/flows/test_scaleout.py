@@ -270,3 +270,22 @@ def test_a_local_worker_leaves_ctrl_c_to_its_command():
         os.kill(pid, signal.SIGINT)
         time.sleep(1)
         assert list(client.run(os.getpid).values()) == [pid]  # the same process, alive
+
+
+def test_closing_a_local_cluster_mid_chunk_says_nothing(capfd):
+    """An interrupted command closes its cluster while chunks run; distributed warned
+    of each cancelled one ("Async instruction ... ended with CancelledError"), lines
+    after Ctrl-C that tell the user nothing. The workers leave those out."""
+    import time
+
+    from distributed import Client, LocalCluster
+
+    kwargs = dask_task_runner(DaskConfig(n_workers=1)).cluster_kwargs
+    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+        chunk = client.submit(time.sleep, 2)
+        while not any(client.processing().values()):
+            time.sleep(0.05)
+        time.sleep(0.5)  # the worker is running it
+    assert chunk.status != "finished"
+    err = capfd.readouterr().err
+    assert "CancelledError" not in err, err

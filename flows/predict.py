@@ -32,6 +32,8 @@ class PredictSummary:
     model_seconds: float
     seconds: float
     maps: list[str]
+    #: per sample: (points abstained, points with a pattern)
+    abstained: dict[str, tuple[int, int]]
 
 
 @flow(name="predict-store", on_failure=[record_failure], on_crashed=[record_failure])
@@ -67,12 +69,21 @@ def predict_store(
         model_seconds=sum(r.model_seconds for r in reports),
         seconds=time.perf_counter() - t0,
         maps=maps,
+        abstained={
+            name: (
+                sum(r.n_abstained for r in reports if r.sample == name),
+                sum(r.n_valid for r in reports if r.sample == name),
+            )
+            for name in names
+        },
     )
+    n_abstained = sum(a for a, _ in summary.abstained.values())
     get_run_logger().info(
-        "%d patterns predicted with %s (model calls %.2f s)",
+        "%d patterns predicted with %s (model calls %.2f s); %d abstained",
         summary.n_points,
         version,
         summary.model_seconds,
+        n_abstained,
     )
     return summary
 

@@ -26,6 +26,7 @@ from xrdmap.store import (
     store_domain,
     write_confidences,
 )
+from xrdmap.trust import abstain_mask
 
 #: Points per prediction task: whole chunks of the confidence array, few tasks.
 PREDICT_CHUNK = 8000
@@ -35,6 +36,8 @@ PREDICT_CHUNK = 8000
 class PredictReport:
     sample: str
     n_points: int
+    n_valid: int  #: points with a pattern (the others have NaN confidences)
+    n_abstained: int  #: points whose call is not to be trusted (:func:`abstain_mask`)
     model_seconds: float
     seconds: float
 
@@ -153,4 +156,11 @@ def predict_region(
     model_seconds = time.perf_counter() - t1
     out, spread = ensemble_output(found, ok, len(CLASS_NAMES))
     write_confidences(store, region, array, out, spread)
-    return PredictReport(region.sample, len(x), model_seconds, time.perf_counter() - t0)
+    return PredictReport(
+        region.sample,
+        len(x),
+        int(ok.sum()),
+        int(abstain_mask(out, spread).sum()),
+        model_seconds,
+        time.perf_counter() - t0,
+    )

@@ -38,7 +38,6 @@ def predict(args: argparse.Namespace) -> int:
     from flows.runtime import runs_in_process
     from models.predict import domain_mapping
     from models.registry import read_card
-    from xrdmap.maps import abstain_counts
     from xrdmap.store import patterns_mb, sample_sizes
 
     store = str(args.store)
@@ -73,7 +72,7 @@ def predict(args: argparse.Namespace) -> int:
         f"confidences in {store}/samples/<sample>/confidence/{summary.version}."
     )
     print("Abstained (a class undecided, or the members disagree), per sample:")
-    for sample, (n_abstain, n_valid) in abstain_counts(store, summary.version).items():
+    for sample, (n_abstain, n_valid) in summary.abstained.items():
         print(f"  {sample:24} {n_abstain:7d} of {n_valid:7d} ({n_abstain / max(n_valid, 1):.1%})")
     print("Maps:")
     for path in summary.maps:

@@ -66,16 +66,6 @@ def sample_calls(root: zarr.Group, sample: str, version: str) -> tuple[np.ndarra
     return conf, abstain_mask(conf, read_spread(root, sample, version))
 
 
-def abstain_counts(store: str, version: str) -> dict[str, tuple[int, int]]:
-    """Per sample: (points abstained, points with a pattern)."""
-    root = open_store(store)
-    out = {}
-    for sample in samples(root):
-        conf, abstain = sample_calls(root, sample, version)
-        out[sample] = (int(abstain.sum()), int((~np.isnan(conf).any(axis=1)).sum()))
-    return out
-
-
 def phase_image(
     root: zarr.Group, sample: str, confidence: np.ndarray, abstain: np.ndarray
 ) -> np.ndarray:

@@ -30,6 +30,14 @@ def test_predict_keeps_every_version_and_draws_maps(
     )
     assert (first.version, latest.version) == (v1, v2) and latest.n_points == 731
     root = zarr.open_group(tiny_store, mode="r")
+    from xrdmap.maps import sample_calls
+
+    for summary in (first, latest):  # counted on Dask and on threads as the maps see them
+        assert list(summary.abstained) == ["A_urban", "B_marine"]
+        for sample, counted in summary.abstained.items():
+            conf, abstain = sample_calls(root, sample, summary.version)
+            assert counted == (abstain.sum(), np.isfinite(conf).all(axis=1).sum())
+    assert sum(a for a, _ in first.abstained.values()) > 0, first.abstained
     group = root["samples/A_urban/confidence"]
     assert group.attrs["latest"] == v2 and group.attrs["versions"] == [v1, v2]
     c1, c2 = group[v1][:], group[v2][:]

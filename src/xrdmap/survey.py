@@ -59,6 +59,7 @@ class Survey:
     framesets: list[FrameSet]
     unreadable: list[str]  #: files that look like frames but do not open, and why
     not_frames: list[str] = field(default_factory=list)  #: images that are no frames
+    followed: list[str] = field(default_factory=list)  #: files described through links
 
 
 def sample_name(text: str) -> str:
@@ -76,6 +77,10 @@ def survey(path: str | Path) -> Survey:
     path = Path(path)
     if not path.exists():
         raise BeamtimeError(f"{path}: no such file or folder")
+    if path.is_file() and not _is_frame_file(path.name):
+        raise BeamtimeError(
+            f"{path}: not a frame or HDF5 file (by its name: {', '.join(FRAME_SUFFIXES)})"
+        )
     root = path if path.is_dir() else path.parent
     files = (
         [Path(d) / f for d, _, names in sorted(os.walk(path)) for f in sorted(names)]
@@ -98,7 +103,55 @@ def survey(path: str | Path) -> Survey:
     for (folder, prefix, suffix), members in sorted(series.items()):
         name = prefix.strip("_.-") or folder.name  # the files' own name, else the folder's
         _survey_series(out, folder, f"{prefix}*{suffix}", sample_name(name), members)
+    if hdf5 and not path.is_dir() and not out.framesets:
+        _survey_linked(out, path)
     return out
+
+
+#: How many files of external links deep a file named alone is followed: a BLISS
+#: proposal file links to sample files, which link to dataset files, which hold scans.
+LINK_DEPTH = 3
+
+
+def _survey_linked(out: Survey, path: Path) -> None:
+    """An HDF5 file without frames of its own, named alone (a BLISS proposal or sample
+    file): the frames of the files its external links lead to, within its folder."""
+    seen = {path.resolve()}
+    level = [path]
+    for _ in range(LINK_DEPTH):
+        linked = sorted({f for each in level for f in _external_files(each)} - seen)
+        seen.update(linked)
+        level = []
+        for f in linked:
+            if not f.is_file():
+                out.unreadable.append(f"{f}: linked from {path.name}, missing")
+            elif not f.is_relative_to(out.root):
+                out.unreadable.append(
+                    f"{f}: linked from {path.name}, outside its folder; describe it itself"
+                )
+            else:
+                before = len(out.framesets)
+                _survey_hdf5(out, f)
+                if len(out.framesets) > before:
+                    out.followed.append(str(f.relative_to(out.root)))
+                else:
+                    level.append(f)
+
+
+def _external_files(path: Path) -> set[Path]:
+    """The files ``path``'s external links lead to, wherever they are in it."""
+    found: set[Path] = set()
+
+    def visit(_: str, link: object) -> None:
+        if isinstance(link, h5py.ExternalLink):
+            found.add((path.parent / link.filename).resolve())
+
+    try:
+        with h5py.File(path, "r") as h5:
+            h5.visititems_links(visit)
+    except OSError:
+        pass
+    return found
 
 
 def _suffix(name: str) -> str:
@@ -118,11 +171,13 @@ def _survey_series(out: Survey, folder: Path, glob: str, name: str, members: lis
     if len(members) == 1 and np.dtype(first["dtype"]).itemsize == 1:
         out.not_frames.append(f"{members[0]}: an 8-bit image (a mask?), not detector frames")
         return
-    counts = frame_files(out.root, pattern, where=str(folder))
+    # one file surveyed alone is a set of its own, not the series its name belongs to
+    frames = pattern if len(members) > 1 else str(rel_folder / members[0].name)
+    counts = frame_files(out.root, frames, where=str(folder))
     out.framesets.append(
         FrameSet(
             name=name,
-            frames=pattern if len(members) > 1 else str(rel_folder / members[0].name),
+            frames=frames,
             folder=str(rel_folder),
             n_frames=sum(n or 0 for _, n in counts),
             n_files=len(members),
@@ -332,6 +387,8 @@ def summary_lines(found: Survey) -> list[str]:
     and how to supply it."""
     n = len(found.framesets)
     lines = [f"{found.root}: {n} frame set{'s' if n != 1 else ''}"]
+    if found.followed:
+        lines.append(f"  (through external links, in {', '.join(found.followed)})")
     for f in found.framesets:
         files = f"{f.n_files} file{'s' if f.n_files != 1 else ''}"
         frames = f"{f.n_frames} frame{'s' if f.n_frames != 1 else ''}"

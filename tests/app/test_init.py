@@ -33,6 +33,54 @@ def test_describe_finds_the_frame_series_and_skips_the_mask(raw, xrdmap):
     assert "skipped: " in text and "mask.edf: an 8-bit image (a mask?)" in text
 
 
+def test_one_file_is_described_alone_and_another_file_refused(raw):
+    """One frame named on the command line is a set of one frame (it had been counted
+    with its whole series, "320 frames in 1 file"); a file that is no frame is refused
+    with its name (it had given "0 frame sets" of its folder)."""
+    from xrdmap.errors import BeamtimeError
+    from xrdmap.survey import summary_lines, survey
+
+    frame = raw / "A_urban" / "frames" / "A_urban_000001.cbf"
+    (found,) = survey(frame).framesets
+    assert (found.n_frames, found.n_files, found.frames) == (1, 1, "A_urban_000001.cbf")
+    assert "A_urban: 1 frame in 1 file: A_urban_000001.cbf" in summary_lines(survey(frame))
+    with pytest.raises(BeamtimeError, match=r"geometry.poni: not a frame or HDF5 file"):
+        survey(raw / "geometry.poni")
+
+
+def test_a_file_of_links_alone_is_followed_to_the_frames(tmp_path):
+    """A BLISS proposal file links to sample files, which link to dataset files with
+    the scans: named alone, it is followed down to the frames; a link to a missing file
+    or to one outside its folder is said, not followed."""
+    import h5py
+    import numpy as np
+
+    from xrdmap.survey import survey
+
+    top = tmp_path / "proposal"
+    (top / "s1" / "ds").mkdir(parents=True)
+    with h5py.File(top / "s1" / "ds" / "ds.h5", "w") as h5:
+        h5["1.1/instrument/det/data"] = np.zeros((3, 16, 20), np.uint16)
+    with h5py.File(top / "s1" / "s1.h5", "w") as h5:
+        h5["ds_1.1"] = h5py.ExternalLink("ds/ds.h5", "/1.1")
+    with h5py.File(tmp_path / "elsewhere.h5", "w") as h5:
+        h5["x"] = np.zeros((2, 16, 16), np.uint16)
+    with h5py.File(top / "p.h5", "w") as h5:
+        h5["s1_ds_1.1"] = h5py.ExternalLink("s1/s1.h5", "/ds_1.1")
+        h5["gone"] = h5py.ExternalLink("s2/s2.h5", "/x")
+        h5["out"] = h5py.ExternalLink("../elsewhere.h5", "/x")
+
+    found = survey(top / "p.h5")
+    assert [(f.frames, f.n_frames, f.shape) for f in found.framesets] == [
+        ("s1/ds/ds.h5::/1.1/instrument/det/data", 3, (16, 20))
+    ]
+    assert found.followed == ["s1/ds/ds.h5"]
+    assert sorted(found.unreadable) == [
+        f"{tmp_path / 'elsewhere.h5'}: linked from p.h5, outside its folder; describe it itself",
+        f"{top / 's2' / 's2.h5'}: linked from p.h5, missing",
+    ]
+
+
 @pytest.mark.slow  # over 5 s: not in make test-fast
 def test_init_refusals_are_one_line(raw, tmp_path, xrdmap):
     poni = ["--poni", raw / "geometry.poni"]

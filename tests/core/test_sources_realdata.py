@@ -156,3 +156,22 @@ def test_bliss_positioners_are_read_and_clocks_are_no_motors():
     assert len(scan.snapshot) == 50 and {"samx", "samy", "diffrz"} <= set(scan.snapshot)
     assert scan.motors == {}  # a loopscan moves nothing: init asks for positions
     assert scan.missing == [str(REAL / "bliss_h5_structure/demoh5_dataset/scan0002/marana_0000.h5")]
+
+
+def test_a_bliss_proposal_file_named_alone_leads_to_its_scans():
+    """ESRF BLISS: the proposal file holds only external links to the dataset file's
+    scans; described alone it had given "0 frame sets". Its scans are found through the
+    links, as the folder's survey finds them."""
+    from xrdmap.survey import summary_lines, survey
+
+    found = survey(REAL / "bliss_h5_structure/ma4500_demoh5.h5")
+    spec = "demoh5_dataset/demoh5_dataset.h5::/{}/instrument/marana/data"
+    assert [(f.name, f.frames, f.n_frames) for f in found.framesets] == [
+        ("demoh5_dataset_1.1", spec.format("1.1"), 2),
+        ("demoh5_dataset_2.1", spec.format("2.1"), 5),
+    ]
+    assert found.followed == ["demoh5_dataset/demoh5_dataset.h5"]
+    assert "  (through external links, in demoh5_dataset/demoh5_dataset.h5)" in summary_lines(found)
+    folder = survey(REAL / "bliss_h5_structure")
+    assert [f.frames for f in folder.framesets] == [f.frames for f in found.framesets]
+    assert folder.followed == []

@@ -21,6 +21,7 @@ from matplotlib.ticker import FuncFormatter
 
 from xrdmap.cross_section import sample_layers
 from xrdmap.errors import InputError
+from xrdmap.outputs import written_whole
 from xrdmap.store import open_store, read_phase_fit, report_dir, samples
 
 #: The rust phases shown in the composition bars, with their colours.
@@ -165,8 +166,11 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     table, profiles = report_table(store, sheet)
     paths = [out / "report.csv", out / "profiles.csv", out / "report.png"]
-    table.round(4).to_csv(paths[0], index=False)
-    profiles.round(4).to_csv(paths[1], index=False)
     name = str(store).rstrip("/").split("/")[-1]
-    report_figure(table, f"{name}: {len(table)} samples").savefig(paths[2], dpi=110)
+    with written_whole(paths[0]) as part:
+        table.round(4).to_csv(part, index=False)
+    with written_whole(paths[1]) as part:
+        profiles.round(4).to_csv(part, index=False)
+    with written_whole(paths[2]) as part:
+        report_figure(table, f"{name}: {len(table)} samples").savefig(part, dpi=110)
     return paths

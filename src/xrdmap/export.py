@@ -23,6 +23,7 @@ import numpy as np
 
 from xrdmap import __version__
 from xrdmap.classes import CLASS_NAMES
+from xrdmap.outputs import written_whole
 from xrdmap.store import (
     CONFIDENCE,
     PHASE_FIT,
@@ -68,8 +69,7 @@ def export_nexus(store: str, out: str | Path) -> Path:
     """Write ``out`` (NeXus/HDF5) from ``store``; see the module docstring."""
     root = open_store(store)
     out = Path(out)
-    tmp = out.with_name(out.name + ".part")
-    with h5py.File(tmp, "w") as f:
+    with written_whole(out) as part, h5py.File(part, "w") as f:
         f.attrs["creator"] = f"xrdmap {__version__}"
         f.attrs["default"] = "entry"
         entry = f.create_group("entry")
@@ -111,7 +111,6 @@ def export_nexus(store: str, out: str | Path) -> Path:
             sub.attrs["default"] = default
             if k == 0:
                 entry.attrs["default"] = f"{sample}/{default}"
-    tmp.replace(out)
     return out
 
 

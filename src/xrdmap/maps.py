@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from xrdmap.classes import CLASS_NAMES, THRESHOLD
+from xrdmap.outputs import written_whole
 from xrdmap.store import (
     map_extent,
     on_grid,
@@ -207,7 +208,8 @@ class ConfidenceFigure:
         self.bar.set_position(bar)
         self.title.set_text(title)
         self.title.set_y(1 - 0.25 / fig_h)
-        self.fig.savefig(path, dpi=110)
+        with written_whole(path) as part:
+            self.fig.savefig(part, dpi=110)
 
 
 class PhaseFigure:
@@ -233,7 +235,8 @@ class PhaseFigure:
         self.image.set_data(image)
         self.image.set_extent(extent)
         self.title.set_text(title)
-        self.fig.savefig(path, dpi=110)
+        with written_whole(path) as part:
+            self.fig.savefig(part, dpi=110)
 
 
 #: This thread's map figures, made on its first sample (a figure is not thread-safe).
@@ -308,5 +311,6 @@ def write_overview(store: str, version: str, out_dir: Path) -> Path:
     fig.suptitle(f"Corrosion products of every sample (model {version})", y=1 - 0.2 / fig_h)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "overview.png"
-    fig.savefig(path, dpi=110)
+    with written_whole(path) as part:
+        fig.savefig(part, dpi=110)
     return path

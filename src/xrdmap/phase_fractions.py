@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from xrdmap import __version__, phase_fit
 from xrdmap.config import PhasesConfig
 from xrdmap.domain import d_spacing
+from xrdmap.outputs import written_whole
 from xrdmap.phases import store_reference_lines
 from xrdmap.store import (
     map_extent,
@@ -180,5 +181,6 @@ def write_fraction_maps(store: str, sample: str, out_dir: Path) -> Path:
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{sample}_fractions.png"
-    fig.savefig(path, dpi=110)
+    with written_whole(path) as part:
+        fig.savefig(part, dpi=110)
     return path

@@ -43,3 +43,46 @@ def test_a_redrawn_figure_is_the_same_as_a_new_one(tmp_path):
     PhaseFigure().save(*tall_rgb, "B: corrosion products", tmp_path / "pb_new.png")
     assert np.array_equal(_pixels(tmp_path / "pb_reused.png"), _pixels(tmp_path / "pb_new.png"))
     assert phases.ax.get_xlim() == extent[:2] and phases.ax.get_ylim() == extent[2:]
+
+
+def test_a_map_being_redrawn_is_never_read_half_written(tmp_path):
+    """A map is replaced whole: while one thread redraws it (as a second command would,
+    or the same command on a re-run), every read of it is a whole PNG, never the
+    truncated file that writing in place shows; the hidden part files are gone after."""
+    import threading
+
+    rng = np.random.default_rng(1)
+    rgb, extent = _sample(rng, 120, 150, 600.0, 480.0, 3)
+    rgb = np.nan_to_num(rgb, nan=1.0)
+    path = tmp_path / "S01_phases.png"
+    PhaseFigure().save(rgb, extent, "S01: corrosion products", path)
+    done = threading.Event()
+
+    def redraw() -> None:
+        figure = PhaseFigure()
+        for _ in range(15):
+            figure.save(rgb, extent, "S01: corrosion products", path)
+        done.set()
+
+    writer = threading.Thread(target=redraw)
+    writer.start()
+    reads = 0
+    while not done.is_set():
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[-8:-4] == b"IEND", len(data)
+        reads += 1
+    writer.join()
+    assert reads > 15 and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_part(tmp_path):
+    import pytest
+
+    from xrdmap.outputs import written_whole
+
+    path = tmp_path / "report.csv"
+    path.write_text("previous\n")
+    with pytest.raises(RuntimeError), written_whole(path) as part:
+        part.write_text("half")
+        raise RuntimeError("killed while writing")
+    assert path.read_text() == "previous\n" and list(tmp_path.iterdir()) == [path]

@@ -35,6 +35,7 @@ import zarr
 from xrdmap.classes import CLASS_NAMES
 from xrdmap.labels import PROVENANCE_COLUMNS, LabelsError, labels_sha256, read_labels_csv
 from xrdmap.locks import LABELS, store_lock
+from xrdmap.outputs import written_whole
 from xrdmap.store import (
     LABELS_GROUP,
     consolidate_unless_busy,
@@ -115,7 +116,8 @@ def export_labels(store: str, path: Path) -> int:
         text = labels[col].astype(str)
         labels[col] = text.where(~text.str.startswith(_FORMULA_START), "'" + text)
     path.parent.mkdir(parents=True, exist_ok=True)
-    labels.to_csv(path, index=False)
+    with written_whole(path) as part:
+        labels.to_csv(part, index=False)
     return len(labels)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from shlex import quote
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -118,9 +119,9 @@ def wait_for_labels(
                 labeled,
                 queued,
                 queue_csv,
-                store,
-                store,
-                queue_csv,
+                quote(store),
+                quote(store),
+                quote(queue_csv),
             )
             last = labeled
         if time.monotonic() > deadline:

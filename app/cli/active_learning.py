@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from shlex import quote
 
 from app.cli.common import add_verbose, prefect_session
 from xrdmap.active.scores import DEFAULT_SCORE, SCORES
@@ -45,7 +46,10 @@ def query(args: argparse.Namespace) -> int:
         )
     basis = f"confidences of model {version}" if version else "a cold start (no model yet)"
     print(f"Queued {args.n} points for relabeling from {basis}: {path}")
-    print(f"Fill in the class columns (0/1) and import with: xrdmap labels import {store} {path}")
+    print(
+        "Fill in the class columns (0/1) and import with: "
+        f"xrdmap labels import {quote(store)} {quote(str(path))}"
+    )
     return 0
 
 
@@ -58,8 +62,8 @@ def al_rounds(args: argparse.Namespace) -> int:
     dask = load_process(conf_file(args.conf, "process.yaml")).dask
     print(
         f"Active learning on {store}: {args.rounds} round(s) of {args.n} points. Each round "
-        f"waits for labels: `xrdmap label-ui {store}` or `xrdmap labels import {store} "
-        "QUEUE_CSV`.",
+        f"waits for labels: `xrdmap label-ui {quote(store)}` or `xrdmap labels import "
+        f"{quote(store)} QUEUE_CSV`.",
         flush=True,
     )
     with prefect_session(args.verbose, "flows.active_learning"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from shlex import quote
 
 from app.cli.common import add_verbose, prefect_session
 from xrdmap.config import ProcessConfig, conf_file, load_process
@@ -100,7 +101,7 @@ def init(args: argparse.Namespace) -> int:
     n = len(draft.manifest["samples"])
     print(
         f"Wrote {out}: {n} sample{'s' if n != 1 else ''} of {found.root}.\n"
-        f"Next: xrdmap process {out} --store {out.with_suffix('.zarr').name}"
+        f"Next: xrdmap process {quote(str(out))} --store {quote(out.with_suffix('.zarr').name)}"
     )
     return 0
 
@@ -172,7 +173,8 @@ def process(args: argparse.Namespace) -> int:
     if left:
         print(
             f"{left} frames of {store} are quarantined; once their files are restored or "
-            f"fixed: xrdmap process {args.beamtime_dir} --store {store} --retry-quarantined"
+            f"fixed: xrdmap process {quote(str(args.beamtime_dir))} --store {quote(store)} "
+            "--retry-quarantined"
         )
     dead = [s for s, (bad, n) in summary.in_store.items() if bad == n]
     for sample in dead:

@@ -49,6 +49,12 @@ def _fill_from_truth(queue_csv, truth_dir, rows=None):
 
 
 def test_cold_start_queue_fills_imports_and_is_not_asked_again(store_copy, tiny_beamtime, xrdmap):
+    """In a folder whose name has a space: the import command the query prints is the
+    one to paste into a shell."""
+    import shlex
+
+    (store_copy.parent / "beam time").mkdir()
+    store_copy = store_copy.rename(store_copy.parent / "beam time" / store_copy.name)
     out = xrdmap("query", store_copy, "--n", 6)
     assert out.returncode == 0, out.stderr
     assert "from a cold start (no model yet)" in out.stdout
@@ -58,10 +64,12 @@ def test_cold_start_queue_fills_imports_and_is_not_asked_again(store_copy, tiny_
     assert queue["reason"].str.startswith("cold start").all()
     for picture in queue["picture"]:
         assert (queue_csv.parent / picture).stat().st_size > 10_000
-    out = xrdmap("labels", "import", store_copy, queue_csv)
+    printed = shlex.split(out.stdout.strip().splitlines()[-1].split("import with: ", 1)[1])
+    assert printed == ["xrdmap", "labels", "import", str(store_copy), str(queue_csv)]
+    out = xrdmap(*printed[1:])
     assert out.returncode == 2 and "no labels filled in" in out.stderr
     _fill_from_truth(queue_csv, tiny_beamtime.truth_dir, rows=[0, 1, 2])  # labeled in parts
-    out = xrdmap("labels", "import", store_copy, queue_csv)
+    out = xrdmap(*printed[1:])
     assert out.returncode == 0 and "Imported 3 labels" in out.stdout, out.stderr
     again = xrdmap("query", store_copy, "--n", 6)
     assert again.returncode == 0

@@ -7,8 +7,9 @@ the field, e.g. ``conf/instrument.yaml: distance_mm: Input should be greater tha
 from __future__ import annotations
 
 import math
+from difflib import get_close_matches
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -358,11 +359,31 @@ class TrainConfig(_Model):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _format_validation_error(path: Path, err: ValidationError) -> str:
-    first = err.errors()[0]
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names of the model found at ``loc`` inside ``model`` (nested models,
+    optional or not); none where ``loc`` leads elsewhere (a list, a mapping)."""
+    for key in loc:
+        field = model.model_fields.get(str(key))
+        kinds = (field.annotation, *get_args(field.annotation)) if field else ()
+        inner = [t for t in kinds if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not inner:
+            return []
+        model = inner[0]
+    return list(model.model_fields)
+
+
+def _format_validation_error(path: Path, err: ValidationError, model: type[BaseModel]) -> str:
+    """The first error, a misspelt field before all (a typo also leaves the field it
+    meant missing: that is the second error, not the news), with the field it may mean."""
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
     field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{path}: {field}: {first['msg']}{more}"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        close = get_close_matches(str(first["loc"][-1]), _fields_at(model, first["loc"][:-1]), 1)
+        message = "not a setting" + (f" (did you mean {close[0]}?)" if close else "")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{path}: {field}: {message}{more}"
 
 
 def load_yaml_model(path: str | Path, model: type[M]) -> M:
@@ -383,7 +404,7 @@ def load_yaml_model(path: str | Path, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(path, exc)) from None
+        raise ConfigError(_format_validation_error(path, exc, model)) from None
 
 
 def load_instrument(path: str | Path | None = None) -> InstrumentConfig:

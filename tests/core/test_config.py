@@ -46,8 +46,28 @@ def test_bad_value_names_file_and_field(tmp_path):
 
 def test_unknown_field_is_refused(tmp_path):
     path = _write_modified(tmp_path, "instrument.yaml", lambda d: d.update(distnce_mm=150))
-    with pytest.raises(ConfigError, match=r"instrument.yaml: distnce_mm: Extra inputs"):
+    with pytest.raises(ConfigError, match=r"instrument.yaml: distnce_mm: not a setting \(did"):
         load_instrument(path)
+
+
+def test_a_misspelt_setting_is_named_before_the_one_it_leaves_missing(tmp_path):
+    """A typo makes two errors: the unknown name and the setting it meant, now missing.
+    The message names the typo and what it may mean, in nested sections too."""
+
+    path = _write_modified(
+        tmp_path, "process.yaml", lambda d: d.update(chunk_frame=d.pop("chunk_frames"))
+    )
+    with pytest.raises(ConfigError) as err:
+        load_process(path)
+    assert str(err.value) == (
+        f"{path}: chunk_frame: not a setting (did you mean chunk_frames?) (and 1 more)"
+    )
+    path = _write_modified(tmp_path, "process.yaml", lambda d: d["dask"].update(colour="red"))
+    with pytest.raises(ConfigError, match=r"process.yaml: dask.colour: not a setting$"):
+        load_process(path)
+    path = _write_modified(tmp_path, "process.yaml", lambda d: d["dask"].update(n_worker=2))
+    with pytest.raises(ConfigError, match=r"dask.n_worker: not a setting \(did you mean n_wor"):
+        load_process(path)
 
 
 def test_nested_field_path(tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar, get_args
+from typing import Annotated, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -359,16 +359,41 @@ class TrainConfig(_Model):
 M = TypeVar("M", bound=BaseModel)
 
 
+def _models_in(annotation: object) -> tuple[list[type[BaseModel]], bool]:
+    """The models a field's type holds (itself, optional, one of a union, in a list or a
+    mapping), and whether they are inside a list or a mapping (an error's location then
+    goes on with an index or a key before the model's own field)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation], False
+    models: list[type[BaseModel]] = []
+    contained = False
+    for arg in get_args(annotation):
+        found, inside = _models_in(arg)
+        models += found
+        contained |= inside or (bool(found) and get_origin(annotation) in (list, tuple, dict))
+    return models, contained
+
+
+def _tagged(model: type[BaseModel], tag: object) -> bool:
+    """Whether one of ``model``'s fields is the literal ``tag`` (a union's discriminator)."""
+    return any(tag in get_args(f.annotation) for f in model.model_fields.values())
+
+
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The field names of the model found at ``loc`` inside ``model`` (nested models,
-    optional or not); none where ``loc`` leads elsewhere (a list, a mapping)."""
-    for key in loc:
-        field = model.model_fields.get(str(key))
-        kinds = (field.annotation, *get_args(field.annotation)) if field else ()
-        inner = [t for t in kinds if isinstance(t, type) and issubclass(t, BaseModel)]
-        if not inner:
+    """The field names of the model found at ``loc`` inside ``model``; none where
+    ``loc`` leads to no model."""
+    keys = list(loc)
+    while keys:
+        field = model.model_fields.get(str(keys.pop(0)))
+        models, contained = _models_in(field.annotation) if field else ([], False)
+        if contained and keys:
+            keys.pop(0)  # the index or key into a list or mapping of models
+        if len(models) > 1 and keys:  # a union: its member is named by its tag
+            models = [m for m in models if _tagged(m, keys[0])]
+            keys = keys[1:] if models else keys
+        if not models:
             return []
-        model = inner[0]
+        model = models[0]
     return list(model.model_fields)
 
 

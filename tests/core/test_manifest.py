@@ -95,6 +95,14 @@ def test_a_snake_scan_lands_on_the_same_map(raw, tiny_store, tmp_path, processed
         (lambda m: m.pop("raw"), r"bt.yaml: raw: Field required"),
         (lambda m: m["samples"][0].update(name="../x"), r"samples.0.name: String should match"),
         (
+            lambda m: m["samples"][0].update(grid_tolerance=0.5),
+            r"samples.0.grid_tolerance: not a setting \(did you mean grid_tolerance_um\?\)",
+        ),
+        (
+            lambda m: m["samples"][0]["positions"].update(step=2),
+            r"samples.0.positions.steps.step: not a setting \(did you mean step_um\?\)",
+        ),
+        (
             lambda m: m["samples"][0]["positions"].update(rows=81),
             r"samples.A_urban: 320 frames but 324 positions",
         ),

@@ -85,6 +85,20 @@ def test_cold_start_takes_one_point_per_pattern_family():
     assert sorted(family[picked]) == [0, 1, 2, 3, 4]
 
 
+def test_cold_start_copes_with_a_family_of_near_identical_patterns():
+    """Resin-only or bare-steel points are nearly the same pattern: in float32 the
+    mixture fit gave such a family a negative variance and failed ("ill-defined
+    empirical covariance", `xrdmap query` on the full preset with no model)."""
+    rng = np.random.default_rng(4)
+    emb = np.concatenate(
+        [rng.normal(0.0, 1.0, (3000, 16)), rng.normal(5.0, 0.001, (3000, 16))]
+    ).astype(np.float32) + np.float32(100.0)  # PCA coordinates are float32
+    groups = np.repeat(["S01", "S02"], 3000)
+    xy = rng.uniform(0, 1000, size=(len(emb), 2))
+    picked = cold_start_batch(emb, 3, groups=groups, xy=xy, seed=0)
+    assert len(set(picked)) == 3 and (picked >= 3000).any() and (picked < 3000).any()
+
+
 def test_embedding_is_seeded_and_low_dimensional():
     x = np.random.default_rng(3).normal(size=(500, 40)).astype(np.float32)
     a, b = (

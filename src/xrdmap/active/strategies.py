@@ -183,12 +183,15 @@ def cold_start_batch(
     Gaussian mixture (``n`` components) fitted to the patterns' embedding."""
     idx = _eligible(len(embedding), None, valid)
     rng = np.random.default_rng(seed)
-    fit = embedding[rng.choice(idx, min(FIT_POINTS, len(idx)), replace=False)]
+    # float64: in float32 a tight family of near-identical patterns (resin, bare steel)
+    # gave a component a variance below zero and the fit failed (the full preset, n=3)
+    points = np.asarray(embedding, dtype=np.float64)
+    fit = points[rng.choice(idx, min(FIT_POINTS, len(idx)), replace=False)]
     from sklearn.mixture import GaussianMixture
 
     gmm = GaussianMixture(n, covariance_type="diag", random_state=seed).fit(fit)
-    density = gmm.score_samples(embedding[idx])
-    component = gmm.predict(embedding[idx])
+    density = gmm.score_samples(points[idx])
+    component = gmm.predict(points[idx])
     spread = _Spread(n, groups, xy, min_distance_um, idx)
     typical = [
         idx[component == k][np.argmax(density[component == k])]

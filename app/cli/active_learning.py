@@ -45,7 +45,7 @@ def query(args: argparse.Namespace) -> int:
             registry_dir(args.conf, args.registry),
         )
     basis = f"confidences of model {version}" if version else "a cold start (no model yet)"
-    print(f"Queued {args.n} points for relabeling from {basis}: {path}")
+    print(f"Queued {args.n} point{'s' if args.n != 1 else ''} for relabeling from {basis}: {path}")
     print(
         "Fill in the class columns (0/1) and import with: "
         f"xrdmap labels import {quote(store)} {quote(str(path))}"

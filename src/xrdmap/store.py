@@ -48,6 +48,7 @@ use it (``use_consolidated=False``: never a stale view).
 
 from __future__ import annotations
 
+import re
 import secrets
 import warnings
 from collections.abc import Iterator
@@ -169,16 +170,26 @@ def store_settings(beamtime: Beamtime, cfg: ProcessConfig, provenance: dict) -> 
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """The settings that differ, as ``name: old -> new`` (nested names dotted)."""
+    """The settings that differ, as ``name: old -> new`` (nested names dotted; an input
+    file's content by the start of its SHA-256, one the other side lacks as none)."""
     out = []
     for key in sorted(set(old) | set(new), key=str):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             out += _differences(a, b, f"{prefix}{key}.")
         elif a != b:
-            shown = (a, b) if len(repr(a)) + len(repr(b)) < 60 else ("...", "...")
-            out.append(f"{prefix}{key}: {shown[0]} -> {shown[1]}")
+            out.append(f"{prefix}{key}: {_short(a)} -> {_short(b)}")
     return out
+
+
+def _short(value: object) -> str:
+    """A recorded setting in a few characters."""
+    if value is None:
+        return "none"
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value):
+        return f"sha256 {value[:8]}"
+    text = str(value)
+    return text if len(text) <= 30 else text[:27] + "..."
 
 
 def _without_run_only(recorded: dict) -> dict:

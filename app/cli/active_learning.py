@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from shlex import quote
 
-from app.cli.common import add_verbose, prefect_session
+from app.cli.common import add_verbose, make_folder, prefect_session
 from xrdmap.active.scores import DEFAULT_SCORE, SCORES
 from xrdmap.active.strategies import DEFAULT_STRATEGY, STRATEGIES
 from xrdmap.config import ConfigError, conf_file, load_phases, load_process, registry_dir
@@ -20,6 +20,8 @@ def query(args: argparse.Namespace) -> int:
         raise ConfigError("--n: ask for at least one point")
     if args.out and args.out.exists():  # a queue is never written over (nor its labels)
         raise ConfigError(f"--out {args.out}: already exists; give a new folder")
+    if args.out:
+        make_folder(args.out, "--out", parent=True)
     store = str(args.store)
     root = open_store(store)
     phases = load_phases(conf_file(args.conf, "phases.yaml"))

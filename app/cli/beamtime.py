@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from shlex import quote
 
-from app.cli.common import add_verbose, prefect_session
+from app.cli.common import add_verbose, make_folder, prefect_session
 from xrdmap.config import ProcessConfig, conf_file, load_process
 
 
@@ -188,6 +188,7 @@ def export(args: argparse.Namespace) -> int:
 
     store = str(args.store)
     sample_sizes(store)  # not a store: one line
+    make_folder(args.nexus, "--nexus", parent=True)
     out = export_nexus(store, args.nexus)
     print(f"Wrote {out} ({out.stat().st_size / 1e6:.1f} MB): NXdata per sample (patterns,")
     print("weight fractions and confidences on the (y, x) map grid); open it with silx view.")

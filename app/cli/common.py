@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from xrdmap.errors import InputError
 
@@ -29,6 +30,19 @@ def prefect_session(verbose: bool, *preload: str) -> Iterator[None]:
     quiet_defaults(console_level=console_level)
     with prefect_api(console_level=console_level, preload=preload):
         yield
+
+
+def make_folder(path: Path, option: str, *, parent: bool = False) -> None:
+    """Make the output folder ``path`` (with ``parent``: the folder of the file or new
+    folder ``path``) named on the command line, before any work: one that cannot be
+    made is a one-line error now, not after a whole prediction or query."""
+    folder = path.parent if parent else path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"{option} {path}: {folder} is a file, not a folder") from None
+    except OSError as exc:
+        raise InputError(f"{option} {path}: cannot make {folder} ({exc.strerror})") from None
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:

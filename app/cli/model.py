@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from app.cli.common import add_verbose, prefect_session, print_metrics
+from app.cli.common import add_verbose, make_folder, prefect_session, print_metrics
 from xrdmap.config import conf_file, load_phases, load_process, load_train, registry_dir
 
 
@@ -46,6 +46,8 @@ def predict(args: argparse.Namespace) -> int:
     card = read_card(registry, args.model)  # a missing version stops here
     version = card["version"]
     mapping = domain_mapping(store, card, allow_resample=args.resample)  # before any work
+    if args.maps:
+        make_folder(args.maps, "--maps")
     dask = load_process(conf_file(args.conf, "process.yaml")).dask
     # the network's module (Keras) is imported while a temporary server starts when
     # the regions run on threads of this process, not on a cluster's workers

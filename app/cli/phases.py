@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli.common import add_verbose, prefect_session
+from app.cli.common import add_verbose, make_folder, prefect_session
 from xrdmap.config import conf_file, load_phases, load_process
 
 
@@ -51,6 +51,8 @@ def report(args: argparse.Namespace) -> int:
         )
     if args.sample_sheet:
         read_sample_sheet(args.sample_sheet)  # a bad sheet: one line, before the flow
+    if args.out:
+        make_folder(args.out, "--out")
     with prefect_session(args.verbose, "flows.beamtime_report"):
         from flows.beamtime_report import beamtime_report
 

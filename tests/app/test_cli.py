@@ -74,6 +74,17 @@ def test_bad_config_fails_at_once_with_one_line(tmp_path, xrdmap):
     assert not (tmp_path / "out").exists()
 
 
+def test_query_into_a_folder_that_cannot_be_made_fails_before_any_work(tmp_path, xrdmap):
+    """It had run the whole query, then failed to write its queue."""
+    (tmp_path / "a file").write_text("")
+    out = xrdmap("query", tmp_path / "s.zarr", "--out", tmp_path / "a file" / "queue")
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"xrdmap query: error: --out {tmp_path / 'a file' / 'queue'}: "
+        f"{tmp_path / 'a file'} is a file, not a folder"
+    )
+
+
 def test_query_into_an_existing_folder_fails_before_any_work(tmp_path, xrdmap):
     (tmp_path / "queue").mkdir()
     out = xrdmap("query", tmp_path / "s.zarr", "--out", tmp_path / "queue")

@@ -108,6 +108,13 @@ def test_a_store_outside_the_models_domain_needs_resample(fresh_store, two_versi
     root = zarr.open_group(fresh_store, mode="r")
     assert "confidence" not in root["samples/A_urban"]  # nothing was started
 
+    (fresh_store.parent / "a file").write_text("")
+    maps = fresh_store.parent / "a file" / "maps"
+    refused = xrdmap("predict", fresh_store, "--registry", registry, "--resample", "--maps", maps)
+    assert refused.returncode == 2  # it had predicted every point, then failed on the maps
+    assert refused.stderr.strip().endswith(f"--maps {maps}: cannot make {maps} (Not a directory)")
+    assert "confidence" not in root["samples/A_urban"]
+
     out = xrdmap("predict", fresh_store, "--registry", registry, "--model", v1, "--resample")
     assert out.returncode == 0, out.stderr
     assert "Resampled through d-spacing" in out.stdout

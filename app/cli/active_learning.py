@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from shlex import quote
 
-from app.cli.common import add_verbose, make_folder, prefect_session
+from app.cli.common import add_verbose, make_folder, positive, prefect_session
 from xrdmap.active.scores import DEFAULT_SCORE, SCORES
 from xrdmap.active.strategies import DEFAULT_STRATEGY, STRATEGIES
 from xrdmap.config import ConfigError, conf_file, load_phases, load_process, registry_dir
@@ -16,8 +16,6 @@ from xrdmap.errors import StoreError
 def query(args: argparse.Namespace) -> int:
     from xrdmap.store import has_confidences, latest_predicted, open_store  # not for --help
 
-    if args.n < 1:
-        raise ConfigError("--n: ask for at least one point")
     if args.out and args.out.exists():  # a queue is never written over (nor its labels)
         raise ConfigError(f"--out {args.out}: already exists; give a new folder")
     if args.out:
@@ -107,7 +105,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         ),
     )
     qry.add_argument("store", metavar="STORE")
-    qry.add_argument("--n", type=int, default=20, help="points to queue (default 20)")
+    qry.add_argument("--n", type=positive(int), default=20, help="points to queue (default 20)")
     qry.add_argument(
         "--strategy",
         choices=tuple(STRATEGIES),
@@ -142,17 +140,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         ),
     )
     rnd.add_argument("store", metavar="STORE")
-    rnd.add_argument("--rounds", type=int, default=1)
-    rnd.add_argument("--n", type=int, default=20, help="points per round (default 20)")
+    rnd.add_argument("--rounds", type=positive(int), default=1)
+    rnd.add_argument("--n", type=positive(int), default=20, help="points per round (default 20)")
     rnd.add_argument("--strategy", choices=tuple(STRATEGIES), default=DEFAULT_STRATEGY)
     rnd.add_argument(
         "--min-labels",
-        type=int,
+        type=positive(int),
         default=None,
         help="go on once this many queued points are labeled (default all)",
     )
-    rnd.add_argument("--poll-s", type=float, default=10.0, help="seconds between checks")
-    rnd.add_argument("--timeout-h", type=float, default=168.0, help="hours to wait per round")
+    rnd.add_argument("--poll-s", type=positive(float), default=10.0, help="seconds between checks")
+    rnd.add_argument(
+        "--timeout-h", type=positive(float), default=168.0, help="hours to wait per round"
+    )
     rnd.add_argument("--registry", default=None, help="model registry folder")
     add_verbose(rnd)
     rnd.set_defaults(func=al_rounds)

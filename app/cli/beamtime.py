@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from shlex import quote
 
-from app.cli.common import add_verbose, make_folder, prefect_session
+from app.cli.common import add_verbose, make_folder, positive, prefect_session
 from xrdmap.config import ProcessConfig, conf_file, load_process
 
 
@@ -224,7 +224,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             "positions.csv (these three: xrdmap init them)"
         ),
     )
-    sim.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    sim.add_argument(
+        "--workers", type=positive(int), default=None, help="processes (default: all cores)"
+    )
     sim.add_argument("--overwrite", action="store_true", help="replace an earlier simulation")
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.set_defaults(func=simulate)
@@ -322,8 +324,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     proc.add_argument("--store", required=True, help="the Zarr store to write")
     proc.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
-    proc.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
-    proc.add_argument("--chunk-frames", type=int, default=None, help="frames per task")
+    proc.add_argument(
+        "--workers", type=positive(int), default=None, help="local Dask worker processes"
+    )
+    proc.add_argument("--chunk-frames", type=positive(int), default=None, help="frames per task")
     proc.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +30,25 @@ def prefect_session(verbose: bool, *preload: str) -> Iterator[None]:
     quiet_defaults(console_level=console_level)
     with prefect_api(console_level=console_level, preload=preload):
         yield
+
+
+def positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` above 0 (0 workers, 0 points or 0 rounds
+    had run with a default, or started and ended in a traceback)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: not a {'whole ' if kind is int else ''}number"
+            ) from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be above 0")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
 
 
 def make_folder(path: Path, option: str, *, parent: bool = False) -> None:

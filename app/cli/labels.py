@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.cli.common import positive
+
 
 def labels_import(args: argparse.Namespace) -> int:
     from xrdmap.label_store import import_labels
@@ -123,7 +125,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     draw.add_argument("truth_dir", type=Path, metavar="TRUTH_DIR")
     draw.add_argument("--store", required=True)
-    draw.add_argument("--n", type=int, default=139, help="number of points (default 139)")
+    draw.add_argument("--n", type=positive(int), default=139, help="number of points (default 139)")
     draw.add_argument("--seed", type=int, default=0)
     draw.add_argument("--out", type=Path, required=True, help="labels CSV to write")
     draw.set_defaults(func=draw_labels)

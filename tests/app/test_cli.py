@@ -25,6 +25,29 @@ def test_wrong_argument_is_a_usage_error(xrdmap):
 
 
 @pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["al-rounds", "s.zarr", "--rounds", "0"], "argument --rounds: '0': must be above 0"),
+        (["al-rounds", "s.zarr", "--n", "0"], "argument --n: '0': must be above 0"),
+        (["al-rounds", "s.zarr", "--poll-s", "-1"], "argument --poll-s: '-1': must be above 0"),
+        (["query", "s.zarr", "--n", "x"], "argument --n: 'x': not a whole number"),
+        (["simulate", "out", "--workers", "0"], "argument --workers: '0': must be above 0"),
+        (["process", "bt", "--store", "s", "--chunk-frames", "0"], "--chunk-frames: '0': must"),
+        (["draw-labels", "t", "--store", "s", "--out", "l", "--n", "0"], "--n: '0': must be"),
+    ],
+    ids=lambda v: " ".join(v[:3]) if isinstance(v, list) else "",
+)
+def test_a_count_of_zero_is_a_usage_error(argv, message, capsys):
+    """Zero rounds had ended at once with status 0, zero points per round in a
+    traceback; zero workers or frames per task ran with the defaults."""
+    from app.cli import build_parser
+
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     "argv",
     [
         ["process", "bt", "--store", "STORE"],

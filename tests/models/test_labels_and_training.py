@@ -58,6 +58,36 @@ def test_blank_rows_are_skipped_and_half_filled_rows_refused(tmp_path):
         read_labels_csv(_write(tmp_path, bad_after_blank), SIZES)
 
 
+def test_a_queue_saved_by_a_spreadsheet_with_semicolons_is_read(tmp_path):
+    """Excel in most of Europe saves a CSV with ";" between fields (the decimal mark is
+    a comma) and a byte-order mark: every column had been "missing"."""
+    from xrdmap.labels import QUEUE_COLUMNS
+
+    columns = ["sample", "point", *CLASS_NAMES, *QUEUE_COLUMNS]
+    extra = ["0,4600" if c == "score" or c.startswith("conf_") else "x" for c in QUEUE_COLUMNS]
+    path = tmp_path / "queue.csv"
+    pd.DataFrame(
+        [[*_row("A", 1, ["Fe3O4"]), *extra], [*_row("B", 4, ["Other"]), *extra]],
+        columns=columns,
+    ).to_csv(path, index=False, sep=";", encoding="utf-8-sig")
+    table = read_labels_csv(path, SIZES)
+    assert table[["sample", "point", "Fe3O4", "Other"]].values.tolist() == [
+        ["A", 1, 1, 0],
+        ["B", 4, 0, 1],
+    ]
+
+
+def test_positions_saved_with_semicolons_and_decimal_commas_are_numbers(tmp_path):
+    from xrdmap.tables import read_csv_table
+
+    path = tmp_path / "positions.csv"
+    for text in ("x_um;y_um\n12,5;3,0\n-1,25;4\n", "x_um;y_um\n12.5;3.0\n-1.25;4\n"):
+        path.write_text(text)  # decimal commas, as such a spreadsheet writes; or points
+        table = read_csv_table(path, ("x_um", "y_um"), dtype={}, error=ValueError)
+        numbers = [pd.to_numeric(table[c], errors="coerce").tolist() for c in table]
+        assert numbers == [[12.5, -1.25], [3.0, 4.0]], text
+
+
 def test_missing_and_unknown_columns(tmp_path):
     cols = ["sample", "point", *CLASS_NAMES[:-1]]
     with pytest.raises(LabelsError, match=r"column\(s\) Other missing"):

@@ -201,15 +201,13 @@ def prefect_api(
     try:
         for module in preload:
             importlib.import_module(module)
-        from prefect.settings import get_current_settings
+        from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
         # Prefect's own setting for its temporary server's start (default 20 s)
         server.wait_until_ready(get_current_settings().server.ephemeral.startup_timeout_seconds)
     except BaseException:
         server.stop()
         raise
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):

@@ -16,9 +16,9 @@ from xrdmap.errors import StoreError
 def query(args: argparse.Namespace) -> int:
     from xrdmap.store import has_confidences, latest_predicted, open_store  # not for --help
 
-    if args.out and args.out.exists():  # a queue is never written over (nor its labels)
-        raise ConfigError(f"--out {args.out}: already exists; give a new folder")
     if args.out:
+        if args.out.exists():  # a queue is never written over (nor its labels)
+            raise ConfigError(f"--out {args.out}: already exists; give a new folder")
         make_folder(args.out, "--out", parent=True)
     store = str(args.store)
     root = open_store(store)
